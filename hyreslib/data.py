@@ -1,0 +1,197 @@
+"""Datasets: where data lives, which images a notebook uses, and training crops.
+
+Resolution of the data root: an explicit argument, else ``$HYRES_DATA``, else ``data/`` in the
+project. Inside it the kit expects::
+
+    kodak/kodimNN.png                      (test only)
+    train/cid22/{training,validation}/     (train / validation)
+
+A dataset is named ``kodak``, ``cid22``, ``embedded`` (scikit-image's bundled colour photographs,
+always available offline) or given as a folder path. ``test_set()`` and ``train_set()`` fall back
+to ``embedded`` when nothing else is present, and every dataset can say what it is
+(:meth:`ImageSet.describe`), so a notebook never hides which data produced its numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from .images import IMAGE_SUFFIXES, from_uint8, load_image
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# scikit-image's bundled colour photographs, split so that no scene is in two splits.
+EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"),
+    "validation": ("motorcycle_right",),
+    "test": ("chelsea", "coffee", "motorcycle_left"),
+}
+LAYOUT = {"kodak": {"test": "kodak"},
+          "cid22": {"train": "train/cid22/training", "validation": "train/cid22/validation"}}
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The data folder: ``root`` if given, else ``$HYRES_DATA``, else the project's ``data/``."""
+    if root:
+        return Path(root).expanduser().resolve()
+    env = os.environ.get("HYRES_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    return PROJECT_ROOT / "data"
+
+
+def _embedded_image(name: str) -> np.ndarray:
+    import skimage.data as skd
+
+    if name in ("motorcycle_left", "motorcycle_right"):
+        left, right, _ = skd.stereo_motorcycle()
+        return left if name == "motorcycle_left" else right
+    return getattr(skd, name)()
+
+
+@dataclass
+class ImageSet(Sequence):
+    """An ordered, named list of images loaded lazily: ``items`` are file paths or embedded names."""
+
+    name: str
+    split: str
+    items: list = field(default_factory=list)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        item = self.items[i]
+        if isinstance(item, Path):
+            return item.stem, load_image(item)
+        return item, from_uint8(_embedded_image(item))
+
+    @property
+    def names(self) -> list[str]:
+        return [p.stem if isinstance(p, Path) else p for p in self.items]
+
+    def describe(self) -> str:
+        return f"{self.name} [{self.split}]: {len(self)} images from {self.source}"
+
+    def subset(self, n: int | None) -> ImageSet:
+        """The first ``n`` images (all when ``n`` is None or larger)."""
+        return ImageSet(self.name, self.split, self.items[:n] if n else list(self.items), self.source)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def embedded(split: str) -> ImageSet:
+    if split not in EMBEDDED_SPLITS:
+        raise ValueError(f"embedded split must be one of {list(EMBEDDED_SPLITS)}")
+    return ImageSet("embedded", split, list(EMBEDDED_SPLITS[split]), "scikit-image's bundled photographs")
+
+
+def dataset(name: str, split: str = "test", root: str | Path | None = None) -> ImageSet:
+    """Open a dataset by name (``kodak``, ``cid22``, ``embedded``) or by folder path."""
+    if name == "embedded":
+        return embedded(split)
+    if name in LAYOUT:
+        if split not in LAYOUT[name]:
+            raise ValueError(f"{name} has no {split!r} split (it has {list(LAYOUT[name])})")
+        folder = data_root(root) / LAYOUT[name][split]
+        if not folder.is_dir() or not list_images(folder):
+            raise FileNotFoundError(
+                f"{name} ({split}) not found in {folder}. Run `hyres data download {name}`, or set "
+                f"HYRES_DATA to a folder that holds {LAYOUT[name][split]}/")
+        return ImageSet(name, split, list_images(folder), str(folder))
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"unknown dataset {name!r}: not kodak, cid22, embedded or a folder")
+    images = list_images(folder)
+    if not images:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return ImageSet(folder.name, split, images, str(folder.resolve()))
+
+
+def _first_available(candidates: Sequence[str], split: str, root) -> ImageSet:
+    for name in candidates:
+        try:
+            return dataset(name, split, root)
+        except FileNotFoundError:
+            continue
+    return embedded(split)
+
+
+def test_set(name: str = "auto", root: str | Path | None = None) -> ImageSet:
+    """The evaluation images: Kodak when present, else the embedded default."""
+    return _first_available(["kodak"], "test", root) if name == "auto" else dataset(name, "test", root)
+
+
+def train_set(name: str = "auto", split: str = "train", root: str | Path | None = None) -> ImageSet:
+    """Training (``split='train'``) or validation images: CID22 when present, else embedded."""
+    return _first_available(["cid22"], split, root) if name == "auto" else dataset(name, split, root)
+
+
+def random_crop(img: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
+    """A random ``size``-square crop with random flips. Images smaller than the crop are
+    reflect-padded (replicate when too small to reflect) rather than upscaled, so no pixel is
+    invented by interpolation."""
+    _, h, w = img.shape
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        img = F.pad(img.unsqueeze(0), (0, pw, 0, ph), mode=mode).squeeze(0)
+        _, h, w = img.shape
+    top, left = rng.randint(0, h - size), rng.randint(0, w - size)
+    crop = img[:, top:top + size, left:left + size]
+    if rng.random() < 0.5:
+        crop = crop.flip(-1)
+    if rng.random() < 0.5:
+        crop = crop.flip(-2)
+    return crop.contiguous()
+
+
+class CropDataset(Dataset):
+    """Random training crops from an :class:`ImageSet`, deterministic for a given seed and index.
+
+    Decoded images are cached per worker, so each file is read once per worker, not once per crop.
+    ``crops_per_image`` sets the epoch length: ``len = len(images) * crops_per_image``.
+    """
+
+    def __init__(self, images: ImageSet, crop: int, crops_per_image: int = 1, seed: int = 0,
+                 transform: Callable[[torch.Tensor], object] | None = None):
+        self.images, self.crop, self.per_image, self.seed = images, crop, crops_per_image, seed
+        self.transform = transform
+        self.epoch = 0
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.images) * self.per_image
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the crops drawn (call once per pass over the data)."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        i = index % len(self.images)
+        if i not in self._cache:
+            self._cache[i] = self.images[i][1]
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        crop = random_crop(self._cache[i], self.crop, rng)
+        return self.transform(crop) if self.transform else crop
+
+
+def crop_loader(images: ImageSet, crop: int, batch_size: int, seed: int = 0, workers: int = 0,
+                crops_per_image: int = 1, transform=None, shuffle: bool = True) -> DataLoader:
+    """A seeded DataLoader of training crops (``workers`` background processes)."""
+    ds = CropDataset(images, crop, crops_per_image, seed, transform)
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=gen,
+                      drop_last=len(ds) >= batch_size, persistent_workers=workers > 0)
