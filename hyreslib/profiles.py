@@ -1,0 +1,29 @@
+"""Run profiles: the parameter values ``hyres run`` injects into each notebook.
+
+Every notebook's ``parameters`` cell holds the **quick** profile (a 2-core CPU finishes the whole
+pipeline in minutes), so ``quick`` injects nothing beyond the run location. ``full`` holds the
+paper-scale settings, meant for a GPU kernel. Keys are notebook stems; each value maps parameter
+names to values and is checked against the notebook's parameters cell before anything runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {},
+    "full": {
+        "00_data_and_jpeg": {"dataset": "auto", "max_images": 0,
+                             "baseline_codecs": ["jpeg", "jpeg444", "webp", "avif", "jxl"],
+                             "baseline_qualities": [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]},
+    },
+}
+
+# Per-cell time limit (seconds) for papermill; None = unlimited (paper-scale training cells).
+CELL_TIMEOUT: dict[str, int | None] = {"quick": 1800, "full": None}
+
+
+def profile_params(profile: str, notebook: str) -> dict[str, Any]:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    return dict(PROFILES[profile].get(notebook, {}))
