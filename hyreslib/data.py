@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from .distributed import make_loader
+
 from .images import IMAGE_SUFFIXES, from_uint8, load_image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -190,8 +192,7 @@ class CropDataset(Dataset):
 
 def crop_loader(images: ImageSet, crop: int, batch_size: int, seed: int = 0, workers: int = 0,
                 crops_per_image: int = 1, transform=None, shuffle: bool = True) -> DataLoader:
-    """A seeded DataLoader of training crops (``workers`` background processes)."""
+    """A seeded DataLoader of training crops (``workers`` background processes). ``batch_size``
+    is the global batch: under DDP each rank loads its share (see ``distributed.make_loader``)."""
     ds = CropDataset(images, crop, crops_per_image, seed, transform)
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=gen,
-                      drop_last=len(ds) >= batch_size, persistent_workers=workers > 0)
+    return make_loader(ds, batch_size, seed=seed, workers=workers, shuffle=shuffle)

@@ -1,0 +1,129 @@
+"""The training engine: skipping bad steps, schedules, validation-based selection, resume after
+SIGKILL, and DDP with two gloo processes matching one process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from hyreslib.engine import TrainConfig, train
+
+JOB = Path(__file__).parent / "jobs" / "toy_training.py"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _linear_problem():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x.sum(1, keepdim=True)
+    loader = torch.utils.data.DataLoader(list(zip(x, y)), batch_size=16, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    return nn.Linear(4, 1), loader, x, y
+
+
+def _mse(m, b):
+    return {"loss": (m(b[0]) - b[1]).pow(2).mean()}
+
+
+def test_non_finite_steps_are_skipped_and_counted():
+    model, loader, *_ = _linear_problem()
+    calls = {"n": 0}
+
+    def sometimes_nan(m, b):
+        calls["n"] += 1
+        out = _mse(m, b)
+        return {"loss": out["loss"] * float("nan")} if calls["n"] % 3 == 0 else out
+
+    hist = train(model, sometimes_nan, loader, TrainConfig(steps=20, lr=0.01), progress=False)
+    assert hist.skipped_steps == calls["n"] - 20 > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_repeated_failures_stop_the_run_with_a_clear_message():
+    model, loader, *_ = _linear_problem()
+    with pytest.raises(FloatingPointError, match="consecutive steps"):
+        train(model, lambda m, b: {"loss": _mse(m, b)["loss"] * float("inf")}, loader,
+              TrainConfig(steps=5, max_bad_steps=4), progress=False)
+
+
+def test_plateau_schedule_is_stepped_with_the_validation_loss():
+    model, loader, *_ = _linear_problem()
+    cfg = TrainConfig(steps=12, lr=0.1, schedule="plateau", plateau_patience=0, plateau_factor=0.5, val_every=2,
+                      log_every=1)
+    hist = train(model, _mse, loader, cfg, val_fn=lambda m: {"loss": 1.0}, progress=False)  # never improves
+    assert hist.rows[-1]["lr"] < 0.1 / 4
+
+
+def test_best_weights_are_chosen_on_validation(tmp_path):
+    model, loader, x, y = _linear_problem()
+    scores = iter([3.0, 1.0, 2.0, 5.0])
+    hist = train(model, _mse, loader, TrainConfig(steps=8, val_every=2, lr=0.01),
+                 val_fn=lambda m: {"loss": next(scores)}, progress=False, log_csv=tmp_path / "log.csv")
+    assert hist.best_step == 4 and hist.best_val == 1.0 and hist.best_state is not None
+    assert len(list(csv.DictReader(open(tmp_path / "log.csv")))) == len(hist.rows)
+
+
+def _rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(open(path)))
+
+
+def test_resume_after_sigkill_continues_exactly(tmp_path):
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run([sys.executable, str(JOB), str(ref), "40", "8"], env=ENV, check=True, timeout=120)
+    proc = subprocess.Popen([sys.executable, str(JOB), str(killed), "40", "8", "0.05"], env=ENV)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # kill once a checkpoint exists and steps past it are logged
+            if (killed / "state.pt").exists() and (killed / "log.csv").exists():
+                state_step = torch.load(killed / "state.pt", weights_only=False)["step"]
+                if state_step >= 10 and len(_rows(killed / "log.csv")) > state_step + 1:
+                    break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    ckpt_step = torch.load(killed / "state.pt", weights_only=False)["step"]
+    assert len(_rows(killed / "log.csv")) > ckpt_step, "the kill should land after unsaved steps were logged"
+    assert not (killed / "final_rank0.pt").exists()
+
+    subprocess.run([sys.executable, str(JOB), str(killed), "40", "8"], env=ENV, check=True, timeout=120)
+    resumed, reference = _rows(killed / "log.csv"), _rows(ref / "log.csv")
+    assert [int(r["step"]) for r in resumed] == list(range(1, 41))  # no step lost or claimed twice
+    for a, b in zip(resumed, reference):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
+    final = torch.load(killed / "final_rank0.pt")
+    assert final["resumed_from"] == ckpt_step
+    for k, v in torch.load(ref / "final_rank0.pt")["model"].items():
+        torch.testing.assert_close(final["model"][k], v, rtol=1e-5, atol=1e-6)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    subprocess.run([sys.executable, str(JOB), str(single), "15", "8"], env=ENV, check=True, timeout=120)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    subprocess.run([*torchrun, str(JOB), str(ddp), "15", "8"], env=ENV, check=True, timeout=300)
+    r0, r1 = (torch.load(ddp / f"final_rank{r}.pt")["model"] for r in (0, 1))
+    ref = torch.load(single / "final_rank0.pt")["model"]
+    for k in ref:
+        assert torch.equal(r0[k], r1[k]), f"replicas diverged at {k}"
+        torch.testing.assert_close(r0[k], ref[k], rtol=1e-4, atol=1e-5)
+    for a, b in zip(_rows(ddp / "log.csv"), _rows(single / "log.csv")):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)
