@@ -16,16 +16,13 @@ or timed-out connection) stops at once with instructions for placing the files b
 from __future__ import annotations
 
 import errno
-import hashlib
 import http.client
 import json
-import os
 import shutil
 import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -33,12 +30,11 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from .data import PROJECT_ROOT, data_root
+from .fileio import CHUNK, atomic_write, remove_stale_parts, sha256_file
 
 MANIFEST_DIR = PROJECT_ROOT / "data" / "manifests"
 TIMEOUT_S = 10.0  # to connect, and for any silent gap while reading
-PART_SUFFIX = ".hyres-part"  # temp files; only ever seen after a hard kill, removed on the next run
 KINDS = ("http", "gdrive")  # "http" also serves https:// and file:// URLs
-CHUNK = 1 << 20
 
 
 class DownloadError(RuntimeError):
@@ -129,14 +125,6 @@ def _source_base(source: str) -> str:
     if scheme not in ("http", "https", "file"):
         raise ValueError(f"--source must be a folder or an http(s):// or file:// URL, not {source!r}")
     return source.rstrip("/") + "/"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _problem(path: Path, entry: FileEntry, quick: bool = False) -> str | None:
@@ -234,34 +222,15 @@ def _fetch_gdown(url: str, out: BinaryIO) -> None:
         raise _BadFile(str(exc)) from exc
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX only: directories cannot be opened on Windows)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fetch_file(url: str, kind: str, entry: FileEntry, target: Path) -> None:
     """Fetch into a temp file beside ``target``; only a verified file is renamed into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would survive the rename; open(..., "xb") honours the umask.
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{PART_SUFFIX}")
-    try:
-        with open(tmp, "xb") as out:
-            (_fetch_gdown if kind == "gdrive" else _fetch_urllib)(url, out)
-            out.flush()
-            os.fsync(out.fileno())
+
+    def check(tmp: Path) -> None:
         why = _problem(tmp, entry)
         if why is not None:
             raise _BadFile(f"downloaded file rejected: {why}")
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(target, lambda out: (_fetch_gdown if kind == "gdrive" else _fetch_urllib)(url, out), verify=check)
 
 
 def _fetch_all(manifest: Manifest, entries: list[FileEntry], dest: Path, source: str | None,
@@ -298,9 +267,7 @@ def _format_failures(failed: dict[str, str], limit: int = 10) -> str:
 def _files_to_fetch(manifest: Manifest, dest: Path) -> list[FileEntry]:
     """Entries not yet verified under ``dest``, after clearing what must not be used: temp files
     left by a killed run and local files that fail their check."""
-    if dest.is_dir():
-        for stale in dest.rglob(f"*{PART_SUFFIX}"):
-            stale.unlink()
+    remove_stale_parts(dest)
     todo = []
     for entry in manifest.files:
         why = _problem(dest / entry.path, entry)

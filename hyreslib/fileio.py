@@ -1,7 +1,9 @@
 """Crash-safe file writing and hashing, used for downloads, checkpoints, manifests and figures.
 
 A reader never sees a half-written file: data goes to a temporary file in the same folder, is
-flushed to disk, and is renamed over the target in one step (``os.replace`` is atomic on POSIX).
+flushed to disk, optionally checked, and is renamed over the target in one step (``os.replace``
+is atomic on POSIX). Temporary files end in :data:`PART_SUFFIX`; one can only survive a hard
+kill, and :func:`remove_stale_parts` clears those.
 """
 
 from __future__ import annotations
@@ -9,26 +11,46 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+PART_SUFFIX = ".hyres-part"
+CHUNK = 1 << 20
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(fileobj)`` on a temporary file, then move it to ``path`` atomically."""
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX only: directories cannot be opened on Windows)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any],
+                 verify: Callable[[Path], None] | None = None) -> Path:
+    """Call ``write(fileobj)`` on a temporary file, then ``verify(temp_path)`` (which raises to
+    reject it), then move it to ``path`` atomically. On any failure the temporary file is removed
+    and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # Not mkstemp: its 0600 mode would survive the rename; open(..., "xb") honours the umask.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{PART_SUFFIX}")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -41,9 +63,17 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+def remove_stale_parts(folder: Path) -> int:
+    """Delete temporary files left under ``folder`` by a killed writer; returns how many."""
+    stale = list(folder.rglob(f"*{PART_SUFFIX}")) if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(CHUNK):
             h.update(block)
     return h.hexdigest()

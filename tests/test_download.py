@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hyreslib import download as dl
+from hyreslib.fileio import PART_SUFFIX
 from hyreslib.data import LAYOUT
 from hyreslib.download import DownloadError, FileEntry, Manifest, SourceUnreachable
 
@@ -47,7 +48,7 @@ def write_tree(folder: Path, files: dict[str, bytes]) -> Path:
 
 
 def assert_no_leftovers(root: Path) -> None:
-    assert not list(root.rglob(f"*{dl.PART_SUFFIX}")), "a temp file was left behind"
+    assert not list(root.rglob(f"*{PART_SUFFIX}")), "a temp file was left behind"
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_missing_source_file_is_reported(tmp_path, source):
 
 
 def test_stale_temp_files_are_removed(tmp_path, source):
-    stale = tmp_path / "toy/sub" / f".d.bin.123{dl.PART_SUFFIX}"
+    stale = tmp_path / "toy/sub" / f".d.bin.123{PART_SUFFIX}"
     write_tree(tmp_path, {f"toy/sub/{stale.name}": b"partial"})
     dl.download(toy_manifest(), tmp_path, str(source))
     assert not stale.exists()
