@@ -1,0 +1,74 @@
+"""Reconstructions saved by notebooks, for the RD notebook and the comparison viewer.
+
+A notebook that decodes test images stores them with :func:`save` under a *label* (e.g.
+``"HyRES λ=0.045"`` or ``"JPEG q5"``): lossless PNGs plus an index with each image's bpp (from
+the real file) and quality, registered in its manifest as the artifact ``recon:<label>``.
+:func:`collect` finds every such set in a run by reading the manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import manifest
+from .images import load_image, save_image
+
+PREFIX = "recon:"
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    label: str
+    image: str
+    path: Path
+    bpp: float
+    psnr: float
+    ms_ssim: float | None = None
+    notebook: str = ""
+
+    def load(self) -> torch.Tensor:
+        return load_image(self.path)
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "recon"
+
+
+def save(run: manifest.Run, label: str, items: Iterable[tuple[str, torch.Tensor, float, float, float | None]]) -> Path:
+    """Store (image name, decoded tensor, bpp, psnr, ms_ssim) rows under ``label``; returns the index path."""
+    folder = run.path(f"recon/{_slug(label)}/x").parent
+    rows = []
+    for name, img, bpp, psnr, msssim in items:
+        png = save_image(img, folder / f"{name}.png")
+        rows.append({"image": name, "file": png.name, "bpp": float(bpp), "psnr": float(psnr),
+                     "ms_ssim": None if msssim is None else float(msssim)})
+    index = folder / "index.json"
+    index.write_text(json.dumps({"label": label, "rows": rows}, indent=1))
+    run.add_artifact(PREFIX + label, index)
+    return index
+
+
+def collect(run_dir: str | Path) -> list[Reconstruction]:
+    """Every reconstruction recorded in the run's manifests (artifact hashes are checked)."""
+    found = []
+    for nb in manifest.available(run_dir):
+        m = manifest.load(run_dir, nb)
+        for name in m.record["artifacts"]:
+            if not name.startswith(PREFIX):
+                continue
+            index = m.artifact(name)
+            doc = json.loads(index.read_text())
+            for r in doc["rows"]:
+                found.append(Reconstruction(doc["label"], r["image"], index.parent / r["file"], r["bpp"], r["psnr"],
+                                            r.get("ms_ssim"), nb))
+    return found
+
+
+def as_records(recons: Iterable[Reconstruction]) -> list[dict]:
+    return [{**asdict(r), "path": str(r.path)} for r in recons]

@@ -1,0 +1,88 @@
+"""The comparison viewer, driven headless through its controls."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hyreslib import manifest, recons
+from hyreslib.widgets import ORIGINAL, ReconstructionComparer
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    yield
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()
+
+
+@pytest.fixture
+def comparer(tmp_path):
+    torch.manual_seed(0)
+    originals = {"a": torch.rand(3, 40, 60), "b": torch.rand(3, 30, 30)}
+    run = manifest.start(tmp_path, "02_x", profile="quick", seed=0, device="cpu")
+    recons.save(run, "codec A", [("a", torch.zeros(3, 40, 60), 0.5, 20.0, 0.9)])
+    recons.save(run, "codec B", [("a", torch.ones(3, 40, 60), 1.5, 30.0, None), ("b", torch.ones(3, 30, 30), 2.0, 25.0, None)])
+    run.save()
+    return ReconstructionComparer(originals, recons.collect(tmp_path), display_px=120)
+
+
+def _decode(png: bytes) -> np.ndarray:
+    assert png[:8] == PNG
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def test_collect_reads_what_notebooks_saved(tmp_path, comparer):
+    found = recons.collect(tmp_path)
+    assert {(r.label, r.image) for r in found} == {("codec A", "a"), ("codec B", "a"), ("codec B", "b")}
+    assert all(r.notebook == "02_x" for r in found)
+
+
+def test_initial_render_and_caption(comparer):
+    assert comparer.left.options == (ORIGINAL, "codec A", "codec B")
+    assert comparer.view_a.value[:8] == PNG and comparer.view_b.value[:8] == PNG
+    assert "codec B: 1.500 bpp, 30.00 dB" in comparer.caption.value
+
+
+def test_wipe_puts_a_left_of_the_cut_and_b_right(comparer):
+    comparer.left.value, comparer.right.value = "codec A", "codec B"  # black vs white
+    comparer.mode.value = "wipe"
+    comparer.wipe.value = 0.25
+    img = _decode(comparer.view_a.value)
+    cut = round(0.25 * img.shape[1])
+    assert (img[:, :cut] == 0).all() and (img[:, cut:] == 255).all()
+    assert comparer.view_b.layout.display == "none"
+
+
+def test_difference_and_zoom(comparer):
+    comparer.left.value, comparer.right.value = "codec A", "codec B"
+    comparer.mode.value = "difference ×4"
+    assert (_decode(comparer.view_b.value) == 255).all()
+    full = _decode(comparer.view_a.value).shape
+    comparer.zoom.value = 4
+    zoomed = _decode(comparer.view_a.value)
+    assert zoomed.shape[0] >= full[0] // 2  # enlarged back towards the display size, nearest neighbour
+    assert len(np.unique(zoomed.reshape(-1, 3), axis=0)) == 1  # all-black crop of codec A
+
+
+def test_changing_image_keeps_valid_choices(comparer):
+    comparer.left.value = "codec A"
+    comparer.image.value = "b"  # codec A has no reconstruction of b
+    assert comparer.left.value == ORIGINAL and comparer.right.value in comparer.right.options
+    assert comparer.left.options == (ORIGINAL, "codec B")
+
+
+def test_static_figure_is_deterministic(comparer, tmp_path):
+    comparer.mode.value = "difference ×4"
+    p1 = tmp_path / "one.png"
+    p2 = tmp_path / "two.png"
+    comparer.static_figure(p1)
+    comparer.static_figure(p2)
+    assert p1.read_bytes() == p2.read_bytes()
