@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from pytorch_msssim import ms_ssim as _ms_ssim
+import torch.nn.functional as F
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 from scipy.interpolate import PchipInterpolator
 
 from .images import quantize_8bit
@@ -55,8 +56,23 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | float:
     while scales > 1 and short <= (11 - 1) * 2 ** (scales - 1):
         scales -= 1
     w = torch.tensor(weights[:scales], dtype=x.dtype, device=x.device)
-    out = _ms_ssim(x, y, data_range=1.0, size_average=False, weights=(w / w.sum()).tolist())
+    out = _ms_ssim_scales(x, y, w / w.sum())
     return float(out[0]) if single else out
+
+
+def _ms_ssim_scales(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """pytorch-msssim's MS-SSIM with ``len(weights)`` scales. Its public ``ms_ssim`` asserts a
+    160 px short side even when given fewer weights, so the scale loop is spelled out here."""
+    win = _fspecial_gauss_1d(11, 1.5).repeat(x.shape[1], 1, 1, 1).to(x)
+    factors = []
+    for level in range(len(weights)):
+        ssim_per_channel, cs = _ssim(x, y, data_range=1.0, win=win, size_average=False)
+        if level < len(weights) - 1:
+            factors.append(torch.relu(cs))
+            pad = [s % 2 for s in x.shape[2:]]
+            x, y = F.avg_pool2d(x, kernel_size=2, padding=pad), F.avg_pool2d(y, kernel_size=2, padding=pad)
+    factors.append(torch.relu(ssim_per_channel))
+    return torch.prod(torch.stack(factors) ** weights.view(-1, 1, 1), dim=0).mean(1)
 
 
 def ms_ssim_db(value: float) -> float:
