@@ -1,0 +1,289 @@
+"""Classical codec baselines measured on real files: JPEG, WebP, AVIF, JPEG XL and lossless formats.
+
+Every codec sits behind one interface (``encode(uint8 HxWx3, quality) -> bytes``, ``decode(bytes)
+-> uint8 HxWx3``), so a sweep measures them all the same way: bpp from the bytes actually written,
+PSNR and MS-SSIM from the decoded pixels through :mod:`hyreslib.metrics`.
+
+Data flow::
+
+    ImageSet --sweep--> records (one per image x codec x quality) --mean_curve--> curves per codec
+                                                  \\--save_results--> JSON {dataset, records, curves}
+
+Curves are means over images at each quality setting, which is how published curves (e.g.
+CompressAI's) are built, so the two can be compared point by point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import PIL
+import torch
+from PIL import Image, features
+from tqdm.auto import tqdm
+
+from . import jpeg, metrics
+from .data import PROJECT_ROOT, ImageSet, test_set
+from .images import from_uint8, to_uint8
+
+PUBLISHED_KODAK = PROJECT_ROOT / "data" / "reference" / "kodak_published.json"
+# The grid of CompressAI's published JPEG and WebP curves (19 points; matched by measurement).
+PUBLISHED_QUALITIES = tuple(range(5, 100, 5))
+AVIF_SPEED = 6  # libavif/aom speed 0 (slowest) .. 10; 6 is Pillow's default and ~0.3 s per Kodak image
+JXL_EFFORT = 7  # libjxl effort 1..9; 7 is cjxl's default
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A classical codec: ``quality`` is 1..100 (higher = better) and ignored when ``lossless``."""
+
+    name: str
+    description: str
+    encode: Callable[[np.ndarray, int | None], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    lossless: bool = False
+
+
+def _check_quality(quality: int | None) -> int:
+    if quality is None or not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be an integer in 1..100, got {quality}")
+    return int(quality)
+
+
+def _pillow_encode(arr: np.ndarray, fmt: str, **params) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def _pillow_decoder(fmt: str) -> Callable[[bytes], np.ndarray]:
+    def decode(data: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != fmt:
+                raise ValueError(f"not a {fmt} stream (found {img.format})")
+            return np.asarray(img.convert("RGB"))
+    return decode
+
+
+def jxl_distance(quality: int) -> float:
+    """Butteraugli distance for a 1..100 quality, on libjxl's own quality scale (cjxl ``-q``):
+    linear above 30 (q 90 -> distance 1.0, "visually lossless"), quadratic below, up to 23.9 at q 1.
+
+    One change: q 100 maps to the smallest lossy distance (0.1) rather than to lossless, which is
+    the separate ``jxl-lossless`` codec.
+    """
+    q = _check_quality(quality)
+    if q >= 30:
+        return 0.1 + (100 - q) * 0.09
+    return 53.0 / 3000.0 * q * q - 23.0 / 20.0 * q + 25.0
+
+
+def _jxl_decode(data: bytes) -> np.ndarray:
+    arr = imagecodecs.jpegxl_decode(data, numthreads=1)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"JPEG XL stream decoded to {arr.dtype} {arr.shape}, expected 8-bit RGB")
+    return arr
+
+
+def _build_registry() -> dict[str, Codec]:
+    pil = f"Pillow {PIL.__version__}"
+    turbo = f"libjpeg-turbo {features.version('libjpeg_turbo')}"
+    webp = f"libwebp {features.version('webp')}"
+    avif = f"libavif {features.version('avif')} (aom encoder)"
+    jxl = f"imagecodecs {imagecodecs.__version__}, {imagecodecs.jpegxl_version()}"
+    codecs = [
+        Codec("jpeg", f"JPEG 4:2:0, {pil} ({turbo}), default Huffman tables (optimize=False)",
+              lambda a, q: jpeg.encode_array(a, _check_quality(q), "4:2:0", optimize=False),
+              jpeg.decode_array),
+        Codec("jpeg444", f"JPEG 4:4:4, {pil} ({turbo}), default Huffman tables (optimize=False)",
+              lambda a, q: jpeg.encode_array(a, _check_quality(q), "4:4:4", optimize=False),
+              jpeg.decode_array),
+        Codec("webp", f"WebP lossy, {pil} ({webp}), method=4 (default)",
+              lambda a, q: _pillow_encode(a, "WEBP", quality=_check_quality(q), method=4),
+              _pillow_decoder("WEBP")),
+        Codec("avif", f"AVIF 4:2:0, {pil} ({avif}), speed={AVIF_SPEED}, 1 thread",
+              lambda a, q: _pillow_encode(a, "AVIF", quality=_check_quality(q), speed=AVIF_SPEED,
+                                          subsampling="4:2:0", codec="aom", max_threads=1),
+              _pillow_decoder("AVIF")),
+        Codec("jxl", f"JPEG XL lossy, {jxl}, effort={JXL_EFFORT}, distance=jxl_distance(quality), 1 thread",
+              lambda a, q: bytes(imagecodecs.jpegxl_encode(a, distance=jxl_distance(q), effort=JXL_EFFORT,
+                                                           numthreads=1)),
+              _jxl_decode),
+        Codec("png", f"PNG, {pil} (zlib {features.version('zlib')}), compress_level=6 (default)",
+              lambda a, q: _pillow_encode(a, "PNG", compress_level=6), _pillow_decoder("PNG"), lossless=True),
+        Codec("webp-lossless", f"WebP lossless, {pil} ({webp}), quality(effort)=80, method=4 (defaults)",
+              lambda a, q: _pillow_encode(a, "WEBP", lossless=True, quality=80, method=4),
+              _pillow_decoder("WEBP"), lossless=True),
+        Codec("jxl-lossless", f"JPEG XL lossless, {jxl}, effort={JXL_EFFORT}, 1 thread",
+              lambda a, q: bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=JXL_EFFORT, numthreads=1)),
+              _jxl_decode, lossless=True),
+    ]
+    return {c.name: c for c in codecs}
+
+
+CODECS: dict[str, Codec] = _build_registry()
+
+
+def get_codec(name: str) -> Codec:
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")
+    return CODECS[name]
+
+
+def measure(codec: Codec, arr: np.ndarray, quality: int | None) -> dict:
+    """Encode and decode one (H, W, 3) uint8 image; rate from the bytes, quality from the pixels."""
+    t0 = time.perf_counter()
+    data = codec.encode(arr, quality)
+    t1 = time.perf_counter()
+    rec = codec.decode(data)
+    t2 = time.perf_counter()
+    if rec.shape != arr.shape:
+        raise RuntimeError(f"{codec.name} decoded a {rec.shape} image from a {arr.shape} input")
+    x, y = from_uint8(arr), from_uint8(rec)
+    h, w = arr.shape[:2]
+    return {"codec": codec.name, "description": codec.description,
+            "quality": None if codec.lossless else int(quality),
+            "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
+            "psnr": float(metrics.psnr(x, y)), "ms_ssim": float(metrics.ms_ssim(x, y)),
+            "encode_s": t1 - t0, "decode_s": t2 - t1}
+
+
+def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Codec, int | None]]:
+    """(codec, quality) pairs; a lossless codec is run once, whatever the qualities."""
+    pairs = []
+    for name in codecs:
+        codec = get_codec(name)
+        pairs += [(codec, None)] if codec.lossless else [(codec, _check_quality(q)) for q in qualities]
+    return pairs
+
+
+def _image_records(images: ImageSet, index: int, codecs: Sequence[str], qualities: Sequence[int]) -> list[dict]:
+    name, x = images[index]
+    arr = to_uint8(x)
+    return [{"image": name, **measure(codec, arr, q)} for codec, q in _settings(codecs, qualities)]
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)  # one core per worker process; threads would only compete
+
+
+def _image_records_star(job: tuple) -> list[dict]:
+    return _image_records(*job)
+
+
+def sweep(images: ImageSet, codecs: Sequence[str], qualities: Sequence[int], workers: int = 1,
+          progress: bool = True) -> list[dict]:
+    """Measure every image with every codec at every quality.
+
+    Records come image by image, then in the order of ``codecs`` and ``qualities``, whatever the
+    number of ``workers`` (separate processes, one image per task, results gathered in order).
+    """
+    if not codecs:
+        raise ValueError("no codec given")
+    if not len(images):
+        raise ValueError(f"no images in {images.describe()}")
+    _settings(codecs, qualities)  # validate before starting any work
+    if not qualities and not all(get_codec(c).lossless for c in codecs):
+        raise ValueError("no quality given for a lossy codec")
+    jobs = [(images, i, list(codecs), list(qualities)) for i in range(len(images))]
+    bar = dict(total=len(jobs), desc=f"baselines on {images.name}", unit="image", disable=not progress)
+    if workers <= 1 or len(jobs) == 1:
+        per_image = [_image_records_star(job) for job in tqdm(jobs, **bar)]
+    else:
+        ctx = multiprocessing.get_context("spawn")  # fork after torch/OpenMP start-up can hang
+        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+            per_image = list(tqdm(pool.imap(_image_records_star, jobs), **bar))
+    return [record for records in per_image for record in records]
+
+
+def mean_curve(records: Iterable[dict]) -> dict[str, dict]:
+    """Per codec, per quality (ascending): mean bpp, PSNR and MS-SSIM over images, and the count.
+
+    Returns ``{codec: {"description", "quality": [...], "bpp": [...], "psnr": [...],
+    "ms_ssim": [...], "n": [...]}}``; a lossless codec has one point with quality ``None``.
+    """
+    groups: dict[str, dict] = {}
+    for r in records:
+        by_q = groups.setdefault(r["codec"], {"description": r["description"], "points": {}})["points"]
+        by_q.setdefault(r["quality"], []).append(r)
+    curves = {}
+    for name, group in groups.items():
+        keys = sorted(group["points"], key=lambda q: -1 if q is None else q)
+        curve = {"description": group["description"], "quality": keys}
+        for field in ("bpp", "psnr", "ms_ssim"):
+            curve[field] = [float(np.mean([r[field] for r in group["points"][q]])) for q in keys]
+        curve["n"] = [len(group["points"][q]) for q in keys]
+        curves[name] = curve
+    return curves
+
+
+def results(images: ImageSet, records: list[dict]) -> dict:
+    """The results document: which data, every measurement, and the mean curves."""
+    return {"dataset": images.describe(), "records": records, "curves": mean_curve(records)}
+
+
+def save_results(path: str | Path, doc: dict) -> Path:
+    """Write a results document as JSON (lossless PSNR is written as ``Infinity``, as Python reads it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return path
+
+
+def load_published(path: str | Path = PUBLISHED_KODAK) -> dict:
+    """Published Kodak reference curves (``{"curves": {name: {"source", "bpp", "psnr"}}}``): figures
+    from the literature for plotting beside measured ones, never results of this kit."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"published reference curves not found at {path}")
+    return json.loads(path.read_text())
+
+
+def format_curves(curves: dict[str, dict]) -> str:
+    """A small text table of mean curves for the terminal."""
+    lines = [f"{'codec':<14}{'quality':>8}{'bpp':>9}{'PSNR dB':>9}{'MS-SSIM':>9}{'n':>5}"]
+    for name, c in curves.items():
+        for q, b, p, s, n in zip(c["quality"], c["bpp"], c["psnr"], c["ms_ssim"], c["n"]):
+            lines.append(f"{name:<14}{'-' if q is None else q:>8}{b:>9.4f}{p:>9.3f}{s:>9.4f}{n:>5}")
+    return "\n".join(lines)
+
+
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    codecs = args.codec or ["jpeg"]
+    images = test_set(args.dataset, args.data_root).subset(args.limit)
+    print(f"dataset: {images.describe()}")
+    for name in codecs:
+        print(f"codec {name}: {get_codec(name).description}")
+    records = sweep(images, codecs, args.quality, workers=args.workers)
+    doc = results(images, records)
+    print(format_curves(doc["curves"]))
+    if args.out:
+        print(f"wrote {save_results(args.out, doc)}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("baselines", help="rate-distortion sweep of classical codecs (JPEG, WebP, AVIF, JPEG XL...)",
+                              description="Encode every test image with classical codecs and report bpp from the "
+                                          "real bytes, PSNR and MS-SSIM, per image and as mean curves.")
+    p.add_argument("--dataset", default="auto",
+                   help="kodak, embedded or a folder of images; auto = Kodak when present, else embedded")
+    p.add_argument("--data-root", default=None, help="data folder (default: $HYRES_DATA, else data/)")
+    p.add_argument("--codec", action="append", choices=list(CODECS),
+                   help="codec to run; repeat for several (default: jpeg)")
+    p.add_argument("--quality", type=int, nargs="+", default=list(PUBLISHED_QUALITIES),
+                   help="qualities 1..100 (default: 5 10 ... 95, the published JPEG/WebP grid)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--workers", type=int, default=min(2, multiprocessing.cpu_count()),
+                   help="worker processes (default: up to 2)")
+    p.add_argument("--out", default=None, help="write the results JSON here")
+    p.set_defaults(func=_cmd_baselines)
