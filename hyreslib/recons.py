@@ -1,8 +1,9 @@
 """Reconstructions saved by notebooks, for the RD notebook and the comparison viewer.
 
-A notebook that decodes test images stores them with :func:`save` under a *label* (e.g.
-``"HyRES λ=0.045"`` or ``"JPEG q5"``): lossless PNGs plus an index with each image's bpp (from
-the real file) and quality, registered in its manifest as the artifact ``recon:<label>``.
+A notebook that decodes test images stores them with :func:`save` under a *label* (one RD point,
+e.g. ``"HyRES λ=0.045"``) belonging to a *curve* (e.g. ``"HyRES"``): lossless PNGs plus an index
+with each image's bpp (from the real file) and quality, registered in its manifest as the artifact
+``recon:<label>``.
 :func:`collect` finds every such set in a run by reading the manifests.
 """
 
@@ -31,6 +32,7 @@ class Reconstruction:
     psnr: float
     ms_ssim: float | None = None
     notebook: str = ""
+    curve: str = ""
 
     def load(self) -> torch.Tensor:
         return load_image(self.path)
@@ -40,8 +42,10 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "recon"
 
 
-def save(run: manifest.Run, label: str, items: Iterable[tuple[str, torch.Tensor, float, float, float | None]]) -> Path:
-    """Store (image name, decoded tensor, bpp, psnr, ms_ssim) rows under ``label``; returns the index path."""
+def save(run: manifest.Run, label: str, items: Iterable[tuple[str, torch.Tensor, float, float, float | None]],
+         curve: str | None = None) -> Path:
+    """Store (image name, decoded tensor, bpp, psnr, ms_ssim) rows under ``label`` as one point
+    of ``curve`` (default: the label itself); returns the index path."""
     folder = run.path(f"recon/{_slug(label)}/x").parent
     rows = []
     for name, img, bpp, psnr, msssim in items:
@@ -49,7 +53,7 @@ def save(run: manifest.Run, label: str, items: Iterable[tuple[str, torch.Tensor,
         rows.append({"image": name, "file": png.name, "bpp": float(bpp), "psnr": float(psnr),
                      "ms_ssim": None if msssim is None else float(msssim)})
     index = folder / "index.json"
-    index.write_text(json.dumps({"label": label, "rows": rows}, indent=1))
+    index.write_text(json.dumps({"label": label, "curve": curve or label, "rows": rows}, indent=1))
     run.add_artifact(PREFIX + label, index)
     return index
 
@@ -66,7 +70,7 @@ def collect(run_dir: str | Path) -> list[Reconstruction]:
             doc = json.loads(index.read_text())
             for r in doc["rows"]:
                 found.append(Reconstruction(doc["label"], r["image"], index.parent / r["file"], r["bpp"], r["psnr"],
-                                            r.get("ms_ssim"), nb))
+                                            r.get("ms_ssim"), nb, doc["curve"]))
     return found
 
 

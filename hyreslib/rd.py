@@ -1,0 +1,104 @@
+"""Rate-distortion curves gathered from a run, and Bjøntegaard tables between them.
+
+Every measured point of the kit reaches here as a per-image *record* ``{curve, point, image,
+bpp, psnr, ms_ssim}`` (classical codecs from notebook 00, reconstructions saved by the other
+notebooks through :mod:`hyreslib.recons`). Curves are means over images per point, restricted to
+the images every curve has, so that all curves in one table or figure describe the same images.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import bd_psnr, bd_rate
+from .recons import Reconstruction
+
+Curves = dict[str, dict[str, list]]
+
+
+def mean_curves(records: Iterable[dict], curve_key: str = "curve", point_key: str = "point",
+                images: set[str] | None = None) -> Curves:
+    """``{curve: {point_key: [...], "bpp", "psnr", "ms_ssim", "n"}}``, points in ascending order
+    of bpp, each the mean over its images (only ``images`` when given)."""
+    groups: dict[str, dict] = {}
+    for r in records:
+        if images is not None and r["image"] not in images:
+            continue
+        groups.setdefault(r[curve_key], {}).setdefault(r[point_key], []).append(r)
+    curves: Curves = {}
+    for name, points in groups.items():
+        rows = []
+        for key, rs in points.items():
+            ms = [r["ms_ssim"] for r in rs if r.get("ms_ssim") is not None]
+            rows.append((float(np.mean([r["bpp"] for r in rs])), key, float(np.mean([r["psnr"] for r in rs])),
+                         float(np.mean(ms)) if len(ms) == len(rs) else None, len(rs)))
+        rows.sort(key=lambda t: t[0])
+        curves[name] = {point_key: [t[1] for t in rows], "bpp": [t[0] for t in rows],
+                        "psnr": [t[2] for t in rows], "ms_ssim": [t[3] for t in rows], "n": [t[4] for t in rows]}
+    return curves
+
+
+def classical_records(doc: dict) -> list[dict]:
+    """Records of notebook 00's ``classical.json`` (lossless formats left out of RD curves)."""
+    return [{"curve": r["codec"], "point": f"q{r['quality']}", "image": r["image"], "bpp": r["bpp"],
+             "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]}
+            for r in doc["records"] if r["quality"] is not None and math.isfinite(r["psnr"])]
+
+
+def recon_records(recons: Iterable[Reconstruction]) -> list[dict]:
+    return [{"curve": r.curve, "point": r.label, "image": r.image, "bpp": r.bpp, "psnr": r.psnr,
+             "ms_ssim": r.ms_ssim} for r in recons]
+
+
+def common_images(records: Sequence[dict]) -> set[str]:
+    """Images present in every curve."""
+    per_curve: dict[str, set[str]] = {}
+    for r in records:
+        per_curve.setdefault(r["curve"], set()).add(r["image"])
+    return set.intersection(*per_curve.values()) if per_curve else set()
+
+
+def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
+    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; ``None`` where a
+    pair cannot be compared (fewer than two points, or no overlap in quality)."""
+    rows = []
+    for anchor in (a for a in anchors if a in curves):
+        ref = curves[anchor]
+        for name, cur in curves.items():
+            if name == anchor:
+                continue
+            row = {"codec": name, "anchor": anchor, "bd_rate_pct": None, "bd_psnr_db": None,
+                   "points": len(cur["bpp"])}
+            try:
+                row["bd_rate_pct"] = bd_rate(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
+                row["bd_psnr_db"] = bd_psnr(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
+            except ValueError:
+                pass
+            rows.append(row)
+    return rows
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def write_table(rows: Sequence[dict], stem: str | Path) -> tuple[Path, Path]:
+    """The BD table as CSV and as a Markdown table (``stem.csv``, ``stem.md``)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    fields = ["codec", "anchor", "bd_rate_pct", "bd_psnr_db", "points"]
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["| codec | anchor | BD-rate (%) | BD-PSNR (dB) | points |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['codec']} | {r['anchor']} | {_fmt(r['bd_rate_pct'], '+.1f')} | "
+              f"{_fmt(r['bd_psnr_db'], '+.2f')} | {r['points']} |" for r in rows]
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path

@@ -1,0 +1,47 @@
+"""Gathering RD curves from records and the BD table."""
+
+from __future__ import annotations
+
+import pytest
+
+from hyreslib import rd
+
+
+def _records():
+    out = []
+    for image, offset in (("a", 0.0), ("b", 1.0), ("c", 2.0)):
+        for q, (bpp, psnr) in enumerate([(0.2, 25.0), (0.5, 28.0), (1.0, 31.0), (2.0, 35.0)]):
+            out.append({"curve": "anchor", "point": f"q{q}", "image": image, "bpp": bpp, "psnr": psnr + offset,
+                        "ms_ssim": 0.9})
+            if image != "c":  # the test curve lacks image c
+                out.append({"curve": "test", "point": f"q{q}", "image": image, "bpp": bpp * 0.8,
+                            "psnr": psnr + offset, "ms_ssim": None})
+    return out
+
+
+def test_curves_are_means_over_the_common_images():
+    records = _records()
+    common = rd.common_images(records)
+    assert common == {"a", "b"}
+    curves = rd.mean_curves(records, images=common)
+    assert curves["anchor"]["psnr"] == [25.5, 28.5, 31.5, 35.5]
+    assert curves["anchor"]["n"] == [2, 2, 2, 2]
+    assert curves["test"]["ms_ssim"] == [None] * 4
+    assert curves["anchor"]["bpp"] == sorted(curves["anchor"]["bpp"])
+
+
+def test_bd_table_against_each_present_anchor(tmp_path):
+    curves = rd.mean_curves(_records(), images={"a", "b"})
+    rows = rd.bd_table(curves, anchors=["anchor", "missing"])
+    (row,) = rows
+    assert row["codec"] == "test" and row["bd_rate_pct"] == pytest.approx(-20.0, abs=1e-6)
+    assert row["bd_psnr_db"] > 0
+    csv_path, md_path = rd.write_table(rows, tmp_path / "bd")
+    assert "-20.0" in md_path.read_text() and csv_path.read_text().startswith("codec,anchor")
+
+
+def test_incomparable_curves_get_na():
+    curves = {"anchor": {"bpp": [0.1, 0.2], "psnr": [20.0, 22.0]}, "far": {"bpp": [3.0, 4.0], "psnr": [40.0, 42.0]},
+              "single": {"bpp": [1.0], "psnr": [30.0]}}
+    rows = {r["codec"]: r for r in rd.bd_table(curves, ["anchor"])}
+    assert rows["far"]["bd_rate_pct"] is None and rows["single"]["bd_psnr_db"] is None
