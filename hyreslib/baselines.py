@@ -31,7 +31,7 @@ import torch
 from PIL import Image, features
 from tqdm.auto import tqdm
 
-from . import jpeg, metrics
+from . import jpeg, metrics, rd
 from .data import PROJECT_ROOT, ImageSet, test_set
 from .images import from_uint8, to_uint8
 
@@ -195,7 +195,7 @@ def sweep(images: ImageSet, codecs: Sequence[str], qualities: Sequence[int], wor
     if not qualities and not all(get_codec(c).lossless for c in codecs):
         raise ValueError("no quality given for a lossy codec")
     jobs = [(images, i, list(codecs), list(qualities)) for i in range(len(images))]
-    bar = dict(total=len(jobs), desc=f"baselines on {images.name}", unit="image", disable=not progress)
+    bar = {"total": len(jobs), "desc": f"baselines on {images.name}", "unit": "image", "disable": not progress}
     if workers <= 1 or len(jobs) == 1:
         per_image = [_image_records_star(job) for job in tqdm(jobs, **bar)]
     else:
@@ -206,24 +206,16 @@ def sweep(images: ImageSet, codecs: Sequence[str], qualities: Sequence[int], wor
 
 
 def mean_curve(records: Iterable[dict]) -> dict[str, dict]:
-    """Per codec, per quality (ascending): mean bpp, PSNR and MS-SSIM over images, and the count.
+    """Per codec, per quality: mean bpp, PSNR and MS-SSIM over images, and the image count.
 
     Returns ``{codec: {"description", "quality": [...], "bpp": [...], "psnr": [...],
-    "ms_ssim": [...], "n": [...]}}``; a lossless codec has one point with quality ``None``.
+    "ms_ssim": [...], "n": [...]}}`` with points in ascending bpp (see :func:`hyreslib.rd.mean_curves`);
+    a lossless codec has one point with quality ``None``.
     """
-    groups: dict[str, dict] = {}
-    for r in records:
-        by_q = groups.setdefault(r["codec"], {"description": r["description"], "points": {}})["points"]
-        by_q.setdefault(r["quality"], []).append(r)
-    curves = {}
-    for name, group in groups.items():
-        keys = sorted(group["points"], key=lambda q: -1 if q is None else q)
-        curve = {"description": group["description"], "quality": keys}
-        for field in ("bpp", "psnr", "ms_ssim"):
-            curve[field] = [float(np.mean([r[field] for r in group["points"][q]])) for q in keys]
-        curve["n"] = [len(group["points"][q]) for q in keys]
-        curves[name] = curve
-    return curves
+    records = list(records)
+    descriptions = {r["codec"]: r["description"] for r in records}
+    curves = rd.mean_curves(records, curve_key="codec", point_key="quality")
+    return {name: {"description": descriptions[name], **curve} for name, curve in curves.items()}
 
 
 def results(images: ImageSet, records: list[dict]) -> dict:

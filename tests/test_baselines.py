@@ -4,6 +4,7 @@ our JPEG 4:2:0 curve on Kodak reproduces CompressAI's published one."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 
@@ -95,7 +96,7 @@ def test_jxl_distance_is_libjxl_quality_scale(crops):
         assert ours == theirs, q
     assert baselines.jxl_distance(90) == pytest.approx(1.0)
     distances = [baselines.jxl_distance(q) for q in range(1, 101)]
-    assert all(a > b for a, b in zip(distances, distances[1:]))
+    assert all(a > b for a, b in itertools.pairwise(distances))
     assert distances[-1] == pytest.approx(0.1)
 
 
