@@ -79,3 +79,29 @@ def image_grid(images: Mapping[str, torch.Tensor], cols: int = 4, size: float = 
 def signed_map(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
     """A signed residual (e.g. ``x - jpeg(x)``) shown around mid-grey, amplified ``gain`` times."""
     return (0.5 + gain * x).clamp(0, 1)
+
+
+def rd_figure(curves: Mapping[str, Mapping[str, list]], published: Mapping[str, Mapping[str, list]] | None = None,
+              title: str = "", logx: bool = False, xmax: float | None = None) -> plt.Figure:
+    """PSNR–bpp and MS-SSIM–bpp side by side. ``curves`` are measured (columnar dicts with
+    ``bpp``, ``psnr`` and optionally ``ms_ssim`` lists); ``published`` curves are drawn dashed
+    and labelled as published (PSNR panel only: published MS-SSIM is not on the same basis)."""
+    from .metrics import ms_ssim_db
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for name, c in curves.items():
+        plot_curve(ax1, c["bpp"], c["psnr"], name)
+        ms = c.get("ms_ssim")
+        if ms and all(v is not None for v in ms):
+            plot_curve(ax2, c["bpp"], [ms_ssim_db(v) for v in ms], name)
+    for name, c in (published or {}).items():
+        plot_curve(ax1, c["bpp"], c["psnr"], name, published=True)
+    rd_axes(ax1, "PSNR (dB)", logx=logx, title=title)
+    rd_axes(ax2, "MS-SSIM (dB)", logx=logx)
+    for ax in (ax1, ax2):
+        if xmax and not logx:
+            ax.set_xlim(0, xmax)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -25,7 +25,9 @@ from .fileio import atomic_write_json
 from .profiles import CELL_TIMEOUT, profile_params
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-COMMON_PARAMS = ("profile", "run_dir")
+# Injected into every notebook that declares them; `interactive=False` keeps widget state out of
+# executed notebooks (their static figures show the comparison instead).
+BATCH_PARAMS = {"interactive": False}
 
 
 class PipelineError(RuntimeError):
@@ -86,6 +88,7 @@ def build_parameters(path: Path, profile: str, run_dir: Path,
     """Parameters for one notebook; unknown names raise :class:`PipelineError`."""
     declared = declared_parameters(path)
     params: dict[str, Any] = {"profile": profile, "run_dir": str(run_dir)}
+    params.update({k: v for k, v in BATCH_PARAMS.items() if k in declared})
     params.update(profile_params(profile, path.stem))
     params.update({k: v for k, v in overrides.get(None, {}).items() if k in declared})
     for target, values in overrides.items():
