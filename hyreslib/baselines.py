@@ -158,15 +158,17 @@ def measure(codec: Codec, arr: np.ndarray, quality: int | None) -> dict:
 
 
 def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Codec, int | None]]:
-    """(codec, quality) pairs; a lossless codec is run once, whatever the qualities."""
+    """(codec, quality) pairs without repeats; a lossless codec is run once, whatever the qualities."""
     pairs = []
-    for name in codecs:
+    for name in dict.fromkeys(codecs):
         codec = get_codec(name)
-        pairs += [(codec, None)] if codec.lossless else [(codec, _check_quality(q)) for q in qualities]
+        pairs += [(codec, None)] if codec.lossless else [(codec, _check_quality(q)) for q in dict.fromkeys(qualities)]
     return pairs
 
 
-def _image_records(images: ImageSet, index: int, codecs: Sequence[str], qualities: Sequence[int]) -> list[dict]:
+def _image_records(job: tuple[ImageSet, int, list[str], list[int]]) -> list[dict]:
+    """All records of one image (one task of a sweep)."""
+    images, index, codecs, qualities = job
     name, x = images[index]
     arr = to_uint8(x)
     return [{"image": name, **measure(codec, arr, q)} for codec, q in _settings(codecs, qualities)]
@@ -174,10 +176,6 @@ def _image_records(images: ImageSet, index: int, codecs: Sequence[str], qualitie
 
 def _worker_init() -> None:
     torch.set_num_threads(1)  # one core per worker process; threads would only compete
-
-
-def _image_records_star(job: tuple) -> list[dict]:
-    return _image_records(*job)
 
 
 def sweep(images: ImageSet, codecs: Sequence[str], qualities: Sequence[int], workers: int = 1,
@@ -197,11 +195,11 @@ def sweep(images: ImageSet, codecs: Sequence[str], qualities: Sequence[int], wor
     jobs = [(images, i, list(codecs), list(qualities)) for i in range(len(images))]
     bar = {"total": len(jobs), "desc": f"baselines on {images.name}", "unit": "image", "disable": not progress}
     if workers <= 1 or len(jobs) == 1:
-        per_image = [_image_records_star(job) for job in tqdm(jobs, **bar)]
+        per_image = [_image_records(job) for job in tqdm(jobs, **bar)]
     else:
         ctx = multiprocessing.get_context("spawn")  # fork after torch/OpenMP start-up can hang
         with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
-            per_image = list(tqdm(pool.imap(_image_records_star, jobs), **bar))
+            per_image = list(tqdm(pool.imap(_image_records, jobs), **bar))
     return [record for records in per_image for record in records]
 
 

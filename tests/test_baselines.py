@@ -126,6 +126,11 @@ def test_sweep_records_complete_and_ordered(crop_folder):
         assert r["bytes"] > 0
 
 
+def test_sweep_ignores_repeated_settings(crop_folder):
+    records = baselines.sweep(crop_folder.subset(1), ["png", "jpeg", "png"], [30, 30], progress=False)
+    assert [(r["codec"], r["quality"]) for r in records] == [("png", None), ("jpeg", 30)]
+
+
 def _without_timing(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("encode_s", "decode_s", "psnr", "ms_ssim")}
             for r in records]
