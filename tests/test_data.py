@@ -62,7 +62,7 @@ def test_embedded_splits_are_disjoint_and_load():
     assert len(all_names) == len(set(all_names))
     scenes = {split: {n.removesuffix("_left").removesuffix("_right") for n in names}
               for split, names in data.EMBEDDED_SPLITS.items()}
-    assert not scenes["train"] & (scenes["validation"] | scenes["test"])  # no training scene is evaluated
+    assert not scenes["test"] & (scenes["train"] | scenes["validation"])  # test scenes are never seen before
 
 
 def test_embedded_bad_split():
