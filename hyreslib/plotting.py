@@ -98,9 +98,10 @@ def rd_figure(curves: Mapping[str, Mapping[str, list]], published: Mapping[str, 
         plot_curve(ax1, c["bpp"], c["psnr"], name, published=True)
     rd_axes(ax1, "PSNR (dB)", logx=logx, title=title)
     rd_axes(ax2, "MS-SSIM (dB)", logx=logx)
+    top = max((max(c["bpp"]) for c in curves.values() if c["bpp"]), default=0.0)
     for ax in (ax1, ax2):
-        if xmax and not logx:
-            ax.set_xlim(0, xmax)
+        if xmax and not logx and top > 0:
+            ax.set_xlim(0, min(xmax, 1.08 * top))  # a cap, not a fixed range: low-rate runs stay readable
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
