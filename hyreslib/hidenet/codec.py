@@ -1,0 +1,307 @@
+"""hideNet as a real progressive codec: a losslessly coded base plus, per level, the quantised
+prediction residual of the odd set, rANS-coded with the predictor's (mean, scale).
+
+Byte format (``hyreslib.container``, magic ``HDN1``, version 1), chunks in decoding order::
+
+    header | base | level L-1 | ... | level 0          (generative files stop after the base)
+
+header: ``<HHBBHB8sI`` = height, width, levels, mode (0 lossless, 1 near-lossless, 2 generative),
+step q, fixed-predictor flag, predictor fingerprint (8 B), CRC-32 of the decoded RGB image.
+
+Data flow (closed loop, integer domain, channels in coding order G, R, B)::
+
+    x --split--> base, o_0..o_{L-1}
+    decoded = base
+    for level L-1 .. 0:   mean, scale = predictor(decoded even set)   # per channel, in order
+                          k = Q_q(o - round(mean))   -> rANS with table index(scale/q, frac(mean)/q)
+                          o^ = clip(round(mean) + q k) ; decoded = merge(decoded, o^)
+
+The encoder runs the very same function as the decoder (:func:`_code_level`), only with a
+residual source that quantises the true pixels instead of reading the stream, so both sides see
+identical predictions. q = 1 is lossless; q = 2d + 1 bounds every sub-pixel error by d
+(JPEG-LS style); generative mode stores no residuals (the reference's behaviour).
+Predictors always run on the CPU in float32: their outputs must be bit-identical on both sides,
+and the stored image checksum turns any mismatch (e.g. another machine's float rounding) into a
+clear error instead of a silently wrong picture.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..checkpoint import fingerprint
+from ..container import CorruptStreamError, pack, unpack
+from . import entropy
+from .predictors import FixedPredictor, Predictor, from_coding_order, to_coding_order
+from .split import level_shapes, merge_once, orient, split, split_axis
+
+MAGIC = b"HDN1"
+VERSION = 1
+MODES = {"lossless": 0, "near-lossless": 1, "generative": 2}
+MODE_NAMES = {v: k for k, v in MODES.items()}
+DEFAULT_LEVELS = 8
+MAX_LEVELS = 24
+MAX_SIDE = 65535
+MAX_PIXELS = 1 << 26      # 8192 x 8192: a damaged or hostile header cannot make the decoder allocate more
+_HEADER = struct.Struct("<HHBBHB8sI")
+
+ResidualSource = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Header:
+    height: int
+    width: int
+    levels: int
+    mode: str
+    step: int
+    fixed: bool
+    fingerprint: bytes
+    checksum: int
+
+    def pack(self) -> bytes:
+        return _HEADER.pack(self.height, self.width, self.levels, MODES[self.mode], self.step, int(self.fixed),
+                            self.fingerprint, self.checksum)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Header:
+        if len(raw) != _HEADER.size:
+            raise CorruptStreamError(f"hideNet header has {len(raw)} bytes, expected {_HEADER.size}")
+        h, w, levels, mode, step, fixed, fp, crc = _HEADER.unpack(raw)
+        if not (1 <= h and 1 <= w and h * w <= MAX_PIXELS):
+            raise CorruptStreamError(f"hideNet header: invalid image size {w}x{h} (at most {MAX_PIXELS} pixels)")
+        if levels > MAX_LEVELS or mode not in MODE_NAMES or fixed > 1:
+            raise CorruptStreamError(f"hideNet header: invalid levels {levels}, mode {mode} or predictor flag {fixed}")
+        header = cls(h, w, levels, MODE_NAMES[mode], step, bool(fixed), fp, crc)
+        if step != _expected_step(header.mode, step):
+            raise CorruptStreamError(f"hideNet header: step {step} is invalid for mode {header.mode}")
+        return header
+
+
+def _expected_step(mode: str, step: int | None) -> int:
+    """The step a mode uses: 1 lossless, odd q >= 3 near-lossless, 0 generative (``step`` if valid)."""
+    if mode == "lossless":
+        return 1
+    if mode == "generative":
+        return 0
+    if step is None or step < 3 or step % 2 == 0 or step > 255:
+        return -1
+    return step
+
+
+def predictor_fingerprint(predictor: Predictor) -> bytes:
+    return fingerprint(predictor.config(), predictor.state_dict())
+
+
+def image_checksum(rgb: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+
+
+def _as_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 from an array, or from a (3, H, W) float tensor in [0, 1]."""
+    if isinstance(image, torch.Tensor):
+        from ..images import to_uint8
+
+        return to_uint8(image)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _to_pixels(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 integers, coding order."""
+    return to_coding_order(torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float()).unsqueeze(0)
+
+
+def _to_rgb(x: torch.Tensor) -> np.ndarray:
+    return from_coding_order(x[0]).permute(1, 2, 0).to(torch.uint8).contiguous().numpy()
+
+
+# --- base: vertical DPCM (first row horizontal), one Laplace scale per channel ---------------------
+
+def _dpcm(base: torch.Tensor) -> torch.Tensor:
+    d = base.clone()
+    d[..., 1:, :] = base[..., 1:, :] - base[..., :-1, :]
+    d[..., 0, 1:] = base[..., 0, 1:] - base[..., 0, :-1]
+    d[..., 0, 0] = base[..., 0, 0] - 128
+    return d
+
+
+def _base_indexes(scale_idx: list[int], shape: tuple[int, ...]) -> np.ndarray:
+    idx = np.asarray(scale_idx, dtype=np.int64) * entropy.N_OFFSETS + entropy.N_OFFSETS // 2
+    return np.broadcast_to(idx.reshape(-1, 1, 1), shape).copy()
+
+
+def encode_base(base: torch.Tensor) -> bytes:
+    """(1, 3, h, w) integers -> 3 scale-index bytes + one rANS stream of DPCM residuals."""
+    d = _dpcm(base[0])
+    scales = d.abs().flatten(1).mean(1).clamp_min(entropy.SCALE_MIN)
+    scale_idx = [int(i) // entropy.N_OFFSETS for i in entropy.table_index(scales, torch.zeros(3))]
+    enc = entropy.StreamEncoder()
+    enc.add(d.long().numpy(), _base_indexes(scale_idx, tuple(d.shape)))
+    return bytes(scale_idx) + enc.finish()
+
+
+def decode_base(chunk: bytes, height: int, width: int) -> torch.Tensor:
+    if len(chunk) < 3 or max(chunk[:3]) >= entropy.N_SCALES:
+        raise CorruptStreamError("hideNet base chunk is damaged (bad scale indexes)")
+    shape = (3, height, width)
+    d = torch.from_numpy(entropy.StreamDecoder(chunk[3:], 3 * height * width).take(
+        _base_indexes(list(chunk[:3]), shape))).float()
+    d[..., 0, 0] += 128
+    x = d[..., 0:1, :].cumsum(-1)
+    x = torch.cat([x, d[..., 1:, :]], -2).cumsum(-2)
+    return x.clamp(0, 255).unsqueeze(0)
+
+
+# --- levels ------------------------------------------------------------------------------------------
+
+def _code_level(predictor: Predictor, even: torch.Tensor, level: int, odd_shape: tuple[int, int], step: int,
+                residuals: ResidualSource | None) -> torch.Tensor:
+    """Reconstruct one level's odd set from the decoded even set (shared by encoder and decoder).
+
+    ``residuals(c, pred_int, table_index) -> k`` supplies channel ``c``'s quantised residual: the
+    encoder computes and records it, the decoder reads it. ``None`` predicts only (generative).
+    """
+    ev = orient(even, level)
+    h, w_odd = odd_shape if split_axis(level) == -1 else odd_shape[::-1]
+    ctx = predictor.context(ev, level, w_odd)
+    channels: list[torch.Tensor] = []
+    for c in range(3):
+        prev = torch.cat(channels, 1) if channels else ev.new_zeros(1, 0, h, w_odd)
+        mean, scale = predictor.channel(ctx, c, prev)
+        pred = mean.round().clamp(0, 255)
+        if residuals is None:
+            channels.append(pred)
+            continue
+        index = entropy.table_index(scale / step, (mean - pred) / step)
+        k = residuals(c, pred, index)
+        channels.append((pred + step * k).clamp(0, 255))
+    return orient(torch.cat(channels, 1), level)
+
+
+def _quantize(error: torch.Tensor, step: int) -> torch.Tensor:
+    """Residual index with |error - step * k| <= (step - 1) / 2."""
+    return torch.sign(error) * torch.div(error.abs() + (step - 1) // 2, step, rounding_mode="floor")
+
+
+def _check_predictor(predictor: Predictor, levels: int) -> None:
+    if predictor.levels is not None and levels > predictor.levels:
+        raise ValueError(f"the predictor was built for at most {predictor.levels} levels, {levels} requested")
+
+
+@torch.inference_mode()
+def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "lossless",
+           step: int | None = None, levels: int | None = None) -> bytes:
+    """Compress an 8-bit RGB image; returns the file bytes."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    q = _expected_step(mode, step)
+    if q < 0 or (mode == "lossless" and step not in (None, 1)):
+        raise ValueError(f"invalid step {step} for {mode}: lossless uses 1, near-lossless an odd step 3..255 "
+                         "(max error (step-1)/2), generative none")
+    levels = (predictor.levels or DEFAULT_LEVELS) if levels is None else levels
+    if not 0 <= levels <= MAX_LEVELS:
+        raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
+    _check_predictor(predictor, levels)
+    rgb = _as_uint8(image)
+    if max(rgb.shape[:2]) > MAX_SIDE or rgb.shape[0] * rgb.shape[1] > MAX_PIXELS:
+        raise ValueError(f"images may have at most {MAX_SIDE} pixels a side and {MAX_PIXELS} in all, "
+                         f"got {rgb.shape[1]}x{rgb.shape[0]}")
+    predictor = predictor.cpu().float().eval()
+    x = _to_pixels(rgb)
+    pyr = split(x, levels)
+    shapes = level_shapes(rgb.shape[0], rgb.shape[1], levels)
+    chunks, decoded = [encode_base(pyr.base)], pyr.base
+    for level in range(levels - 1, -1, -1):
+        enc = entropy.StreamEncoder()
+        truth = orient(pyr.odds[level], level)
+
+        def record(c: int, pred: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            k = _quantize(truth[:, c:c + 1] - pred, q)
+            enc.add(k.long().numpy(), index.numpy())
+            return k
+
+        odd = _code_level(predictor, decoded, level, shapes[level][1], q, None if mode == "generative" else record)
+        decoded = merge_once(decoded, odd, split_axis(level))
+        if mode != "generative":
+            chunks.append(enc.finish())
+    header = Header(rgb.shape[0], rgb.shape[1], levels, mode, q, isinstance(predictor, FixedPredictor),
+                    predictor_fingerprint(predictor), image_checksum(_to_rgb(decoded)))
+    return pack(MAGIC, VERSION, [header.pack(), *chunks])
+
+
+@dataclass
+class Decoded:
+    image: np.ndarray          # (h, w, 3) uint8 RGB
+    header: Header
+    levels: int                # levels reconstructed from stored residuals
+    predicted_levels: int      # further levels filled in by prediction alone
+    verified: bool             # full reconstruction matched the encoder's checksum
+
+
+def read(data: bytes) -> tuple[Header, list[bytes]]:
+    """Check the container and header; returns (header, [base, level L-1, ..., level 0])."""
+    _, chunks = unpack(data, MAGIC, [VERSION], what="hideNet stream")
+    if not chunks:
+        raise CorruptStreamError("hideNet stream has no header")
+    header = Header.unpack(chunks[0])
+    expected = 2 + (0 if header.mode == "generative" else header.levels)
+    if len(chunks) != expected:
+        raise CorruptStreamError(f"hideNet stream has {len(chunks)} chunks, its header implies {expected}")
+    return header, chunks[1:]
+
+
+def _resolve_predictor(header: Header, predictor: Predictor | None) -> Predictor:
+    if header.fixed and predictor is None:
+        predictor = FixedPredictor()
+    if predictor is None:
+        raise ValueError("this file was written with a learned predictor: give its checkpoint")
+    predictor = predictor.cpu().float().eval()
+    got = predictor_fingerprint(predictor)
+    if got != header.fingerprint:
+        raise ValueError(f"predictor mismatch: the file needs model {header.fingerprint.hex()}, "
+                         f"the given predictor is {got.hex()}")
+    _check_predictor(predictor, header.levels)
+    return predictor
+
+
+@torch.inference_mode()
+def decode(data: bytes, predictor: Predictor | None = None, levels: int | None = None,
+           fill: bool = False) -> Decoded:
+    """Decode a hideNet file.
+
+    ``levels`` (default all) is how many levels to reconstruct, coarsest first; without ``fill`` the
+    result is that level's lower-resolution even set, with ``fill`` the remaining levels are
+    predicted without residuals so the output is always full size (progressive preview).
+    """
+    header, chunks = read(data)
+    predictor = _resolve_predictor(header, predictor)
+    total = header.levels
+    levels = total if levels is None else levels
+    if not 0 <= levels <= total:
+        raise ValueError(f"levels must be in 0..{total}, got {levels}")
+    shapes = level_shapes(header.height, header.width, total)
+    base_shape = shapes[-1][0] if total else (header.height, header.width)
+    x = decode_base(chunks[0], *base_shape)
+    stop = 0 if fill else total - levels
+    for i, level in enumerate(range(total - 1, stop - 1, -1)):
+        odd_shape = shapes[level][1]
+        source = None
+        if i < levels and header.mode != "generative":
+            dec = entropy.StreamDecoder(chunks[1 + i], 3 * odd_shape[0] * odd_shape[1])
+            source = lambda c, pred, index, dec=dec: torch.from_numpy(dec.take(index.numpy())).float()  # noqa: E731
+        x = merge_once(x, _code_level(predictor, x, level, odd_shape, header.step, source), split_axis(level))
+    rgb = _to_rgb(x)
+    verified = levels == total and image_checksum(rgb) == header.checksum
+    if levels == total and not verified:
+        raise CorruptStreamError("hideNet stream decoded to an image that fails its checksum (damaged stream, "
+                                 "or a predictor whose float results differ from the encoder's)")
+    return Decoded(rgb, header, levels, (total - levels) if fill else 0, verified)

@@ -1,0 +1,215 @@
+"""Evaluation of hideNet predictors and of the codec built on them, always from real bytes.
+
+* :func:`prediction_quality`: per level, how well a predictor guesses the odd set from the TRUE
+  even set (PSNR and per-image SSIM of the rounded mean, ideal code length in bits per sub-pixel).
+* :func:`lossless_table`: bits per sub-pixel of real files, hideNet (learned / fixed) beside PNG,
+  WebP lossless and JPEG XL lossless measured in the same run; every hideNet file is decoded and
+  checked bit-exact.
+* :func:`near_lossless_curve`: bpp, PSNR and maximum error for several steps (+ generative mode).
+* :func:`progressive`: what decoding only the k coarsest levels gives, and the bytes it needs.
+* :func:`timings`: encode / decode seconds per image beside PNG's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from pytorch_msssim import ssim
+
+from .. import metrics
+from ..baselines import get_codec
+from ..images import from_uint8, to_uint8
+from . import codec
+from .entropy import laplace_bits
+from .predictors import Predictor
+from .training import level_pairs, to_pixels
+
+LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless")
+Images = Iterable[tuple[str, torch.Tensor]]
+
+
+def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    if not size:
+        return x
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return x[..., top:top + size, left:left + size]
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def _ssim(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """SSIM of one image (data range 255), window shrunk to fit small grids; NaN below 3 px."""
+    side = min(pred.shape[-2:])
+    win = min(11, side if side % 2 else side - 1)
+    if win < 3:
+        return math.nan
+    return float(ssim(pred, true, data_range=255.0, win_size=win, size_average=False)[0])
+
+
+def _psnr(pred: torch.Tensor, true: torch.Tensor) -> float:
+    mse = float((pred - true).pow(2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+@torch.no_grad()
+def prediction_quality(predictor: Predictor, images: Images, levels: int, crop: int | None = None) -> dict[str, float]:
+    """Per-level PSNR / SSIM (mean over images) and bits per sub-pixel of each level's odd set,
+    predicted from the true even set; ``bpsp`` is all levels' bits over all sub-pixels (no base)."""
+    was_training = predictor.training
+    predictor.eval()
+    dev = _device_of(predictor)
+    bits = [0.0] * levels
+    count = [0] * levels
+    psnrs: list[list[float]] = [[] for _ in range(levels)]
+    ssims: list[list[float]] = [[] for _ in range(levels)]
+    total = 0
+    for _, img in images:
+        pixels = to_pixels(_center_crop(img, crop).unsqueeze(0).to(dev))
+        total += pixels.numel()
+        for level, even, odd in level_pairs(pixels, levels):
+            if odd.numel() == 0:
+                continue
+            mean, scale = predictor(even, odd, level)
+            bits[level] += float(laplace_bits(odd, mean, scale).sum())
+            count[level] += odd.numel()
+            psnrs[level].append(_psnr(mean.round(), odd))
+            ssims[level].append(_ssim(mean.round(), odd))
+    predictor.train(was_training)
+    if not total:
+        raise ValueError("no images to evaluate")
+    out = {"bpsp": sum(bits) / total}
+    for level in range(levels):
+        if count[level]:
+            finite = [p for p in psnrs[level] if math.isfinite(p)]
+            valid = [s for s in ssims[level] if not math.isnan(s)]
+            out[f"bpsp_l{level}"] = bits[level] / count[level]
+            out[f"psnr_l{level}"] = float(np.mean(finite)) if finite else math.inf
+            out[f"ssim_l{level}"] = float(np.mean(valid)) if valid else math.nan
+    return out
+
+
+def _as_uint8(img: torch.Tensor) -> np.ndarray:
+    return to_uint8(img)
+
+
+def lossless_table(images: Images, predictors: dict[str, Predictor], levels: int,
+                   baselines: Sequence[str] = LOSSLESS_BASELINES) -> list[dict]:
+    """One row per image: bits per sub-pixel of each hideNet predictor and each baseline file.
+
+    Raises if any hideNet file does not decode bit-exactly."""
+    rows = []
+    for name, img in images:
+        rgb = _as_uint8(img)
+        row: dict = {"image": name, "height": rgb.shape[0], "width": rgb.shape[1]}
+        for label, pred in predictors.items():
+            data = codec.encode(rgb, pred, "lossless", levels=levels)
+            if not np.array_equal(codec.decode(data, pred).image, rgb):
+                raise RuntimeError(f"hideNet-{label} lossless round trip failed on {name}")
+            row[f"hidenet-{label}"] = 8 * len(data) / rgb.size
+        for base in baselines:
+            c = get_codec(base)
+            data = c.encode(rgb, None)
+            if not np.array_equal(c.decode(data), rgb):
+                raise RuntimeError(f"{base} is not lossless on {name}")
+            row[base] = 8 * len(data) / rgb.size
+        rows.append(row)
+    return rows
+
+
+def mean_row(rows: Sequence[dict], label: str = "mean") -> dict:
+    """Column means of the numeric entries (size columns excluded)."""
+    keys = [k for k in rows[0] if k not in ("image", "height", "width") and isinstance(rows[0][k], (int, float))]
+    return {"image": label, **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
+
+
+def _quality(rgb: np.ndarray, rec: np.ndarray) -> dict[str, float]:
+    x, y = from_uint8(rgb), from_uint8(rec)
+    return {"psnr": float(metrics.psnr(x, y)), "ms_ssim": float(metrics.ms_ssim(x, y)),
+            "max_err": int(np.abs(rgb.astype(np.int16) - rec.astype(np.int16)).max())}
+
+
+def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[int], levels: int,
+                        generative: bool = True) -> list[dict]:
+    """Rows (image, mode, step, bpp, psnr, ms_ssim, max_err, bound) for lossless, each step and
+    (optionally) generative mode, all from decoded files."""
+    rows = []
+    for name, img in images:
+        rgb = _as_uint8(img)
+        settings = [("lossless", 1)] + [("near-lossless", q) for q in steps] + ([("generative", 0)] if generative else [])
+        for mode, q in settings:
+            data = codec.encode(rgb, predictor, mode, q if mode == "near-lossless" else None, levels=levels)
+            rec = codec.decode(data, predictor).image
+            rows.append({"image": name, "mode": mode, "step": q, "bound": (q - 1) // 2 if q else None,
+                         "bytes": len(data), "bpp": metrics.bpp(len(data), *rgb.shape[:2]), **_quality(rgb, rec)})
+    return rows
+
+
+def curve_means(rows: Sequence[dict]) -> list[dict]:
+    """Means over images per (mode, step); max_err is the maximum."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["mode"], r["step"]), []).append(r)
+    out = []
+    for (mode, step), rs in groups.items():
+        out.append({"mode": mode, "step": step, "bound": rs[0]["bound"], "images": len(rs),
+                    "bpp": float(np.mean([r["bpp"] for r in rs])),
+                    "psnr": float(np.mean([r["psnr"] for r in rs])),
+                    "ms_ssim": float(np.mean([r["ms_ssim"] for r in rs])),
+                    "max_err": max(r["max_err"] for r in rs)})
+    return out
+
+
+def level_bytes(data: bytes) -> dict[str, int]:
+    """Bytes of each part of a file: header+container overhead, base, and each level."""
+    header, chunks = codec.read(data)
+    parts = {"base": len(chunks[0])}
+    for i, chunk in enumerate(chunks[1:]):
+        parts[f"level {header.levels - 1 - i}"] = len(chunk)
+    parts["overhead"] = len(data) - sum(parts.values())
+    return parts
+
+
+def progressive(rgb: np.ndarray, data: bytes, predictor: Predictor | None = None) -> list[dict]:
+    """Decode the k coarsest levels for k = 0..L. Each row holds the low-resolution image, the
+    full-size preview (remaining levels predicted), its PSNR, and the bytes needed up to level k."""
+    header, chunks = codec.read(data)
+    prefix = len(data) - sum(len(c) for c in chunks[1:])   # container, header and base
+    rows = []
+    for k in range(header.levels + 1):
+        low = codec.decode(data, predictor, levels=k).image
+        full = codec.decode(data, predictor, levels=k, fill=True).image
+        used = prefix + sum(len(c) for c in chunks[1:1 + k]) if header.mode != "generative" else len(data)
+        rows.append({"levels": k, "lowres": low, "preview": full, "size": low.shape[:2],
+                     "bytes": used, "bpp": metrics.bpp(used, *rgb.shape[:2]), **_quality(rgb, full)})
+    return rows
+
+
+def timings(images: Images, predictor: Predictor, levels: int, mode: str = "lossless", repeats: int = 1) -> list[dict]:
+    """Per image: best-of-``repeats`` encode and decode seconds for hideNet and PNG."""
+    png = get_codec("png")
+    rows = []
+    for name, img in images:
+        rgb = _as_uint8(img)
+        best = {"enc": math.inf, "dec": math.inf, "png_enc": math.inf, "png_dec": math.inf}
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            data = codec.encode(rgb, predictor, mode, levels=levels)
+            t1 = time.perf_counter()
+            codec.decode(data, predictor)
+            t2 = time.perf_counter()
+            pdata = png.encode(rgb, None)
+            t3 = time.perf_counter()
+            png.decode(pdata)
+            t4 = time.perf_counter()
+            for key, dt in (("enc", t1 - t0), ("dec", t2 - t1), ("png_enc", t3 - t2), ("png_dec", t4 - t3)):
+                best[key] = min(best[key], dt)
+        rows.append({"image": name, "encode_s": best["enc"], "decode_s": best["dec"], "png_encode_s": best["png_enc"],
+                     "png_decode_s": best["png_dec"], "bpsp": 8 * len(data) / rgb.size})
+    return rows

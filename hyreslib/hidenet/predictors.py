@@ -1,0 +1,286 @@
+"""Predictors of a level's odd set from its even set: a fixed interpolator and two small CNNs.
+
+Conventions shared by the codec and training:
+
+* Pixels are in the integer domain 0..255 (float tensors holding integers), channels in *coding
+  order* G, R, B (:func:`to_coding_order`): green is predicted first, red and blue may then use
+  the already known green residual (inter-colour prediction).
+* Tensors are *oriented* (:func:`hyreslib.hidenet.split.orient`): the split axis is the last one,
+  so the odd pixel ``j`` lies between even pixels ``j`` and ``j + 1``. One network serves row and
+  column levels; a learned level embedding tells it which level (hence direction) it is on.
+* Prediction runs on the even grid and is cropped to the odd grid, which may be one shorter.
+* A predictor returns, per odd sub-pixel, a Laplace location (the mean, clamped to [0, 255]) and
+  scale, both in pixel units; :mod:`hyreslib.hidenet.entropy` turns them into code lengths.
+
+Channels are predicted one after another (:meth:`Predictor.context` once per level, then
+:meth:`Predictor.channel` for c = 0, 1, 2 with the decoded odd channels ``< c``); the codec uses
+exactly this sequence, and :meth:`Predictor.forward` is its teacher-forced version for training.
+The learned predictors refine the fixed one (mean offset and log-scale correction, zero at
+initialisation), so they start from a sensible codec and a short CPU budget already helps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .entropy import SCALE_MAX, SCALE_MIN
+
+CODING_ORDER = (1, 0, 2)          # G, R, B
+RESIDUAL_NORM = 32.0              # pixel residuals are divided by this before entering a network
+
+# Fixed predictor's scale: s = BASE + SLOPE * local activity (pixel units); the two constants were picked
+# once by a grid search of the lossless rate on ten 256x256 CID22 training crops.
+FIXED_SCALE_BASE = 0.3
+FIXED_SCALE_SLOPE = 0.2
+
+
+def to_coding_order(x: torch.Tensor) -> torch.Tensor:
+    """RGB -> GRB along the channel axis (-3)."""
+    return x[..., CODING_ORDER, :, :]
+
+
+def from_coding_order(x: torch.Tensor) -> torch.Tensor:
+    """GRB -> RGB (the permutation (1, 0, 2) is its own inverse)."""
+    return x[..., CODING_ORDER, :, :]
+
+
+def half_sample_cubic(even: torch.Tensor) -> torch.Tensor:
+    """Cubic (Keys, a = -1/2) interpolation halfway between even pixels ``j`` and ``j + 1`` along
+    the last axis: (-e[j-1] + 9 e[j] + 9 e[j+1] - e[j+2]) / 16, edges replicated, clamped to 0..255."""
+    p = F.pad(even.flatten(0, -2).unsqueeze(1), (1, 2), mode="replicate").squeeze(1)
+    out = (-p[:, :-3] + 9 * p[:, 1:-2] + 9 * p[:, 2:-1] - p[:, 3:]) / 16
+    return out.reshape(even.shape).clamp(0, 255)
+
+
+def _pad_edges(d: torch.Tensor, dim: int) -> torch.Tensor:
+    """Differences of length n-1 along ``dim`` -> n+1 by repeating the first and last."""
+    return torch.cat([d.narrow(dim, 0, 1), d, d.narrow(dim, d.shape[dim] - 1, 1)], dim)
+
+
+def local_activity(even: torch.Tensor) -> torch.Tensor:
+    """How busy the neighbourhood of each odd pixel is (even grid): the step between the two even
+    pixels it lies between, plus half the mean step across the split axis at those two pixels."""
+    along = torch.zeros_like(even)
+    if even.shape[-1] > 1:
+        along[..., :-1] = (even[..., 1:] - even[..., :-1]).abs()
+    if even.shape[-2] < 2:
+        return along
+    across = _pad_edges((even[..., 1:, :] - even[..., :-1, :]).abs(), -2)
+    across = 0.5 * (across[..., 1:, :] + across[..., :-1, :])
+    across = 0.5 * (across + torch.cat([across[..., 1:], across[..., -1:]], -1))
+    return along + 0.5 * across
+
+
+def _crop(x: torch.Tensor, width: int) -> torch.Tensor:
+    return x[..., :width]
+
+
+def _pad_to(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Odd-grid tensor to the even grid (replicate the last column when it is one short)."""
+    if x.shape[-1] == width:
+        return x
+    if x.shape[-1] == 0:
+        return torch.zeros(*x.shape[:-1], width, dtype=x.dtype, device=x.device)
+    return torch.cat([x, x[..., -1:].expand(*x.shape[:-1], width - x.shape[-1])], -1)
+
+
+@dataclass
+class Context:
+    """What a predictor computed once for a level (shared by the three channel predictions)."""
+
+    level: int
+    odd_width: int
+    interp: torch.Tensor            # (B, 3, h, w_odd) cubic interpolation, pixel units
+    activity: torch.Tensor          # (B, 3, h, w_odd)
+    features: torch.Tensor | None = None   # (B, width, h, w_even) for learned predictors
+
+
+class Predictor(nn.Module):
+    """Base class: predicts (mean, scale) of each odd sub-pixel from the even set."""
+
+    kind = "predictor"
+    levels: int | None = None       # largest number of levels it was trained for (None: any)
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def context(self, even: torch.Tensor, level: int, odd_width: int) -> Context:
+        if not 0 <= odd_width - (even.shape[-1] - 1) <= 1:
+            raise ValueError(f"odd width {odd_width} does not fit even width {even.shape[-1]}")
+        interp = _crop(half_sample_cubic(even), odd_width)
+        return Context(level, odd_width, interp, _crop(local_activity(even), odd_width))
+
+    def fixed_channel(self, ctx: Context, c: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interpolation plus the mean residual of the channels already decoded (inter-colour)."""
+        mean = ctx.interp[:, c:c + 1]
+        if c:
+            mean = mean + (prev - ctx.interp[:, :c]).mean(dim=1, keepdim=True)
+        scale = FIXED_SCALE_BASE + FIXED_SCALE_SLOPE * ctx.activity[:, c:c + 1]
+        return mean.clamp(0, 255), scale
+
+    def channel(self, ctx: Context, c: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, scale) of channel ``c`` given the decoded odd channels ``prev`` = ``[:c]``."""
+        raise NotImplementedError
+
+    def forward(self, even: torch.Tensor, odd: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced prediction of all channels (the true odd channels act as decoded ones)."""
+        ctx = self.context(even, level, odd.shape[-1])
+        outs = [self.channel(ctx, c, odd[:, :c]) for c in range(3)]
+        return torch.cat([m for m, _ in outs], 1), torch.cat([s for _, s in outs], 1)
+
+
+class FixedPredictor(Predictor):
+    """Cubic interpolation along the split axis, inter-colour correction, activity-based scale."""
+
+    kind = "fixed"
+
+    def config(self) -> dict[str, Any]:
+        return {"arch": "fixed", "scale_base": FIXED_SCALE_BASE, "scale_slope": FIXED_SCALE_SLOPE}
+
+    def channel(self, ctx: Context, c: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fixed_channel(ctx, c, prev)
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv(width, width), _act(), _conv(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Head(nn.Module):
+    """Channel ``c``: features + the ``c`` known odd residuals -> (mean offset, log-scale offset).
+    The output layer starts at zero, i.e. at the fixed predictor."""
+
+    def __init__(self, width: int, c: int):
+        super().__init__()
+        self.net = nn.Sequential(_conv(width + c, width), _act(), _conv(width, width, 1), _act(), _conv(width, 2, 1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, features: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([features, known], 1))
+
+
+class LearnedPredictor(Predictor):
+    """Trunk (per architecture) + three channel heads; one set shared by all levels, or one per level."""
+
+    def __init__(self, width: int = 16, levels: int = 8, shared: bool = True):
+        super().__init__()
+        if width < 1 or levels < 1:
+            raise ValueError("width and levels must be positive")
+        self.width, self.levels, self.shared = width, levels, shared
+        n = 1 if shared else levels
+        self.trunks = nn.ModuleList(self.make_trunk(width, levels) for _ in range(n))
+        self.heads = nn.ModuleList(nn.ModuleList(Head(width, c) for c in range(3)) for _ in range(n))
+
+    def make_trunk(self, width: int, levels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        return {"arch": self.kind, "width": self.width, "levels": self.levels, "shared": self.shared}
+
+    def _slot(self, level: int) -> int:
+        if not 0 <= level < self.levels:
+            raise ValueError(f"this {self.kind} predictor was built for levels 0..{self.levels - 1}, got level {level}")
+        return 0 if self.shared else level
+
+    def context(self, even: torch.Tensor, level: int, odd_width: int) -> Context:
+        ctx = super().context(even, level, odd_width)
+        ctx.features = self.trunks[self._slot(level)](even / 255.0 - 0.5, level)
+        return ctx
+
+    def channel(self, ctx: Context, c: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        base_mean, base_scale = self.fixed_channel(ctx, c, prev)
+        w_even = ctx.features.shape[-1]
+        known = _pad_to((prev - ctx.interp[:, :c]) / RESIDUAL_NORM, w_even)
+        out = _crop(self.heads[self._slot(ctx.level)][c](ctx.features, known), ctx.odd_width)
+        mean = (base_mean + RESIDUAL_NORM * out[:, :1]).clamp(0, 255)
+        log_scale = (torch.log(base_scale) + out[:, 1:]).clamp(torch.log(torch.tensor(SCALE_MIN)).item(),
+                                                               torch.log(torch.tensor(SCALE_MAX)).item())
+        return mean, log_scale.exp()
+
+
+class UNetTrunk(nn.Module):
+    """A light U-Net: two stride-2 downsamplings, a residual bottleneck, bilinear upsampling and
+    concatenated skip connections. Inputs are replicate-padded to a multiple of 4 and cropped back."""
+
+    def __init__(self, width: int, levels: int):
+        super().__init__()
+        w = width
+        self.inc = _conv(3, w)
+        self.level_embedding = nn.Embedding(levels, w)
+        self.enc1 = nn.Sequential(_act(), _conv(w, w), _act())
+        self.down1 = nn.Sequential(_conv(w, 2 * w, stride=2), _act(), _conv(2 * w, 2 * w), _act())
+        self.down2 = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _act(), ResBlock(4 * w), _act())
+        self.dec2 = nn.Sequential(_conv(6 * w, 2 * w), _act(), _conv(2 * w, 2 * w), _act())
+        self.dec1 = nn.Sequential(_conv(3 * w, w), _act(), _conv(w, w), _act())
+
+    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % 4, 0, -h % 4), mode="replicate")
+        s1 = self.enc1(self.inc(x) + self.level_embedding.weight[level].view(1, -1, 1, 1))
+        s2 = self.down1(s1)
+        b = self.down2(s2)
+        up2 = F.interpolate(b, size=s2.shape[-2:], mode="bilinear", align_corners=False)
+        d2 = self.dec2(torch.cat([up2, s2], 1))
+        up1 = F.interpolate(d2, size=s1.shape[-2:], mode="bilinear", align_corners=False)
+        return self.dec1(torch.cat([up1, s1], 1))[..., :h, :w]
+
+
+class CNNPTrunk(nn.Module):
+    """Multi-head CNN: parallel branches with 1x1, 3x3 and 5x5 first kernels, summed, then
+    residual blocks (full resolution throughout)."""
+
+    def __init__(self, width: int, levels: int, kernels: tuple[int, ...] = (1, 3, 5), blocks: int = 3):
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Sequential(_conv(3, width, k), _act(), _conv(width, width))
+                                      for k in kernels)
+        self.level_embedding = nn.Embedding(levels, width)
+        self.blocks = nn.Sequential(*(nn.Sequential(ResBlock(width), _act()) for _ in range(blocks)))
+
+    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        s = sum(branch(x) for branch in self.branches)
+        return self.blocks(s + self.level_embedding.weight[level].view(1, -1, 1, 1))
+
+
+class UNetLikeLite(LearnedPredictor):
+    kind = "unet"
+
+    def make_trunk(self, width: int, levels: int) -> nn.Module:
+        return UNetTrunk(width, levels)
+
+
+class CNNP(LearnedPredictor):
+    kind = "cnnp"
+
+    def make_trunk(self, width: int, levels: int) -> nn.Module:
+        return CNNPTrunk(width, levels)
+
+
+ARCHS: dict[str, type[Predictor]] = {"fixed": FixedPredictor, "unet": UNetLikeLite, "cnnp": CNNP}
+
+
+def build_predictor(config: dict[str, Any]) -> Predictor:
+    """Rebuild a predictor from its :meth:`Predictor.config`."""
+    arch = config.get("arch")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown predictor architecture {arch!r}; known: {sorted(ARCHS)}")
+    if arch == "fixed":
+        return FixedPredictor()
+    return ARCHS[arch](width=int(config["width"]), levels=int(config["levels"]), shared=bool(config["shared"]))

@@ -1,0 +1,114 @@
+"""Training the learned predictors for rate: the loss is the discretized-Laplace code length of
+every level's odd set given that level's TRUE even set, in bits per sub-pixel of the crop.
+
+That is exactly the lossless rate the codec achieves (the encoder has the true pixels, and
+closed-loop decoding reproduces them), and it trains the mean and the scale together::
+
+    crop (B,3,S,S) in [0,1] -> pixels 0..255 (G,R,B) -> for each level: even, odd = split
+        -> predictor(even, odd teacher-forced) -> mean, scale -> bits(odd) -> sum / (B*3*S*S)
+
+The loop itself is :func:`hyreslib.engine.train` (AdamW, cosine annealing, gradient clipping,
+tqdm, CSV log); validation (per-level rate, PSNR and per-image SSIM of the predictions on
+validation images) picks the weights that are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import ImageSet, crop_loader
+from ..engine import History, TrainConfig, train
+from .entropy import laplace_bits
+from .predictors import Predictor, build_predictor, to_coding_order
+from .split import orient, split_axis, split_once
+
+CHECKPOINT_KIND = "hidenet-predictor"
+
+
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] RGB batch -> integer-valued float pixels in coding order."""
+    return to_coding_order(x.clamp(0, 1).mul(255).round())
+
+
+def level_pairs(pixels: torch.Tensor, levels: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(level, even, odd)`` for each level, oriented so the split axis is last; the even set is
+    the true one (what lossless decoding reproduces)."""
+    x = pixels
+    for level in range(levels):
+        even, odd = split_once(x, split_axis(level))
+        yield level, orient(even, level), orient(odd, level)
+        x = even
+
+
+def rate_step(levels: int):
+    """A ``step_fn`` for the engine: loss = residual bits per sub-pixel of the batch."""
+
+    def step(model: Predictor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        pixels = to_pixels(batch)
+        total = pixels.numel()
+        out: dict[str, torch.Tensor] = {}
+        loss = pixels.new_zeros(())
+        for level, even, odd in level_pairs(pixels, levels):
+            if odd.numel() == 0:
+                continue
+            mean, scale = model(even, odd, level)
+            bits = laplace_bits(odd, mean, scale).sum()
+            loss = loss + bits / total
+            out[f"bpsp_l{level}"] = (bits / odd.numel()).detach()
+        out["loss"] = loss
+        return out
+
+    return step
+
+
+@dataclass
+class TrainSetup:
+    steps: int
+    crop: int = 128
+    batch: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    levels: int = 8
+    val_every: int = 0
+    val_crop: int | None = 256      # centre crop of validation images (None: whole images)
+    device: str = "cpu"
+    seed: int = 0
+    workers: int = 0
+
+
+def train_predictor(model: Predictor, train_images: ImageSet, val_images: ImageSet, setup: TrainSetup,
+                    log_csv: str | Path | None = None, progress: bool = True, desc: str = "predictor") -> History:
+    """Train ``model`` in place with AdamW + cosine annealing; keeps the best validated weights."""
+    from .evaluate import prediction_quality
+
+    loader = crop_loader(train_images, setup.crop, setup.batch, seed=setup.seed, workers=setup.workers)
+    cfg = TrainConfig(steps=setup.steps, lr=setup.lr, optimizer="adamw", weight_decay=setup.weight_decay,
+                      schedule="cosine", clip_norm=1.0, log_every=max(1, setup.steps // 50),
+                      val_every=setup.val_every, device=setup.device)
+
+    def validate(m: Predictor) -> dict[str, float]:
+        q = prediction_quality(m, val_images, setup.levels, crop=setup.val_crop)
+        return {"loss": q["bpsp"], **{f"val_{k}": v for k, v in q.items() if k != "bpsp"}}
+
+    hist = train(model, rate_step(setup.levels), loader, cfg, val_fn=validate, log_csv=log_csv,
+                 progress=progress, desc=desc)
+    if hist.best_state is not None:
+        model.load_state_dict(hist.best_state)
+    return hist
+
+
+def save_predictor(path: str | Path, model: Predictor, extra: dict | None = None) -> Path:
+    return save_checkpoint(path, CHECKPOINT_KIND, model.config(), model.state_dict(), extra)
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Rebuild a predictor from a checkpoint written by :func:`save_predictor`."""
+    payload = load_checkpoint(path, kind=CHECKPOINT_KIND)
+    model = build_predictor(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

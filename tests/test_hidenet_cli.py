@@ -1,0 +1,51 @@
+"""``hyres hidenet encode|decode`` end to end on files."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from hyreslib.cli import main
+from hyreslib.data import embedded
+from hyreslib.hidenet.predictors import CNNP
+from hyreslib.hidenet.training import save_predictor
+from hyreslib.images import save_image
+
+from test_hidenet_predictors import perturbed
+
+
+def _image(tmp_path):
+    img = embedded("test")[1][1][:, :40, :56]
+    return save_image(img, tmp_path / "in.png"), np.asarray(Image.open(tmp_path / "in.png").convert("RGB"))
+
+
+def test_fixed_lossless_and_progressive(tmp_path, capsys):
+    src, rgb = _image(tmp_path)
+    assert main(["hidenet", "encode", str(src), str(tmp_path / "a.hdn"), "--predictor", "fixed", "--levels", "4"]) == 0
+    assert "bits/sub-pixel" in capsys.readouterr().out
+    assert main(["hidenet", "decode", str(tmp_path / "a.hdn"), str(tmp_path / "a.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), rgb)
+    assert main(["hidenet", "decode", str(tmp_path / "a.hdn"), str(tmp_path / "b.png"), "--levels", "2"]) == 0
+    assert Image.open(tmp_path / "b.png").size == (28, 20)
+    assert main(["hidenet", "decode", str(tmp_path / "a.hdn"), str(tmp_path / "c.png"), "--levels", "2", "--fill"]) == 0
+    assert Image.open(tmp_path / "c.png").size == (56, 40)
+
+
+def test_checkpoint_near_lossless_and_errors(tmp_path, capsys):
+    src, rgb = _image(tmp_path)
+    ckpt = save_predictor(tmp_path / "p.pt", perturbed(CNNP(6, 5), scale=0.02))
+    assert main(["hidenet", "encode", str(src), str(tmp_path / "n.hdn"), "--checkpoint", str(ckpt),
+                 "--mode", "near-lossless", "--step", "5"]) == 0
+    assert main(["hidenet", "decode", str(tmp_path / "n.hdn"), str(tmp_path / "n.png"), "--checkpoint", str(ckpt)]) == 0
+    out = np.asarray(Image.open(tmp_path / "n.png")).astype(int)
+    assert np.abs(out - rgb).max() <= 2
+    capsys.readouterr()
+    # No checkpoint for a learned file, a missing step, a damaged file: exit 2 with a message.
+    assert main(["hidenet", "decode", str(tmp_path / "n.hdn"), str(tmp_path / "x.png")]) == 2
+    assert main(["hidenet", "encode", str(src), str(tmp_path / "y.hdn"), "--predictor", "fixed",
+                 "--mode", "near-lossless"]) == 2
+    data = (tmp_path / "n.hdn").read_bytes()
+    (tmp_path / "bad.hdn").write_bytes(data[: len(data) // 2])
+    assert main(["hidenet", "decode", str(tmp_path / "bad.hdn"), str(tmp_path / "z.png"), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and "--step" in err and "truncated" in err
