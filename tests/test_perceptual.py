@@ -1,0 +1,39 @@
+"""The perceptual loss uses pretrained VGG16 weights or reports that it cannot — never random ones."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+from hyreslib.hyres import perceptual
+
+
+def test_offline_without_cached_weights_returns_none_with_the_reason(monkeypatch, tmp_path):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline)  # what weights use
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    features, why = perceptual.load_vgg_features()
+    assert features is None
+    assert "unavailable" in why and "vgg16-397923af.pth" in why and str(tmp_path) in why
+
+
+@pytest.mark.slow
+def test_weights_from_torchvisions_mechanism_give_a_frozen_loss(monkeypatch):
+    torch.manual_seed(0)
+    state = tvm.vgg16(weights=None).state_dict()  # stands in for the cached ImageNet file
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda *a, **k: state)
+    features, how = perceptual.load_vgg_features()
+    assert features is not None and "ImageNet" in how
+    torch.testing.assert_close(features[0].weight, state["features.0.weight"])
+    loss = perceptual.PerceptualLoss(features).train()
+    assert not features.training and not any(p.requires_grad for p in features.parameters())
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    assert float(loss(x, x.detach())) == 0.0
+    value = loss(x, torch.rand(1, 3, 32, 32))
+    value.backward()
+    assert value > 0 and x.grad is not None and x.grad.abs().sum() > 0
