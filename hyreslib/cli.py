@@ -9,7 +9,7 @@ import sys
 import warnings
 
 # Modules that contribute subcommands, in the order `hyres --help` lists them.
-COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli"]
+COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli", "hyreslib.hyres.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "00_data_and_jpeg": {"dataset": "auto", "max_images": 0,
                              "baseline_codecs": ["jpeg", "jpeg444", "webp", "avif", "jxl"],
                              "baseline_qualities": [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]},
+        "02_residual_training": {"threads": 0, "N": 128, "M": 192, "depth": 4, "scale_levels": 128,
+                                 "steps": 200000, "crop": 256, "batch": 16, "lr": 1e-4, "workers": 8,
+                                 "val_images": 0, "val_every": 5000, "log_every": 200, "test_images": 0,
+                                 "show_images": 4, "base_qualities": [1, 5, 10, 20],
+                                 "sweep_qualities": [1, 5, 10], "sweep_steps": 50000},
     },
 }
 

@@ -1,0 +1,101 @@
+"""Measure the codec on an image set through real files: every number comes from the bytes of an
+encoded ``.hyr`` and from its real decode, never from the training forward pass.
+
+Per image: the bpp breakdown (JPEG / z / y / container framing), PSNR and MS-SSIM of the decoded
+image and of the JPEG base alone, encode/decode seconds, whether the decoder rebuilt the
+encoder's latent exactly, and the rate the model *estimates* for the same residual next to the
+real residual bits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import jpeg as jpeg_io
+from .. import manifest, recons
+from ..data import ImageSet
+from ..fileio import atomic_write_bytes
+from ..metrics import bpp, ms_ssim, psnr
+from . import bitstream
+from .codec import HyresCodec, JpegSettings
+
+
+def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = None, estimate: bool = True,
+                   save_as: Path | None = None) -> dict[str, float]:
+    """Metrics of one image; with ``save_as``, also writes the file ``<save_as>.hyr``."""
+    h, w = x.shape[-2:]
+    t0 = time.perf_counter()
+    enc = codec.encode_detailed(x, quality)
+    t1 = time.perf_counter()
+    dec = codec.decode_detailed(enc.data)
+    t2 = time.perf_counter()
+    if save_as is not None:
+        atomic_write_bytes(save_as.with_suffix(".hyr"), enc.data)
+    size = bitstream.breakdown(enc.data)
+    real = {"y": 8 * (size["y_anchor"] + size["y_non_anchor"]), "z": 8 * size["z"]}
+    row = {"width": w, "height": h, "bytes": len(enc.data), "bpp": bpp(len(enc.data), h, w),
+           "bpp_jpeg": bpp(size["jpeg"], h, w), "bpp_z": bpp(size["z"], h, w),
+           "bpp_y": bpp(size["y_anchor"] + size["y_non_anchor"], h, w), "bpp_container": bpp(size["container"], h, w),
+           "psnr": psnr(dec.image, x), "ms_ssim": ms_ssim(dec.image, x), "psnr_jpeg": psnr(dec.base, x),
+           "latents_exact": bool(torch.equal(enc.y_hat, dec.y_hat)), "encode_s": t1 - t0, "decode_s": t2 - t1,
+           "real_bits_y": real["y"], "real_bits_z": real["z"]}
+    if estimate:
+        est = codec.estimate_bits(x, quality)
+        row.update({"est_bits_y": est["y"], "est_bits_z": est["z"],
+                    "rate_gap": (real["y"] + real["z"]) / (est["y"] + est["z"]) - 1.0})
+    return row
+
+
+def evaluate(codec: HyresCodec, images: ImageSet, quality: int | None = None, estimate: bool = True,
+             out_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
+    """One row per image (see :func:`evaluate_image`), with its ``name``; ``<name>.hyr`` files go
+    to ``out_dir`` when given."""
+    rows = []
+    for name, x in tqdm(images, desc="encode/decode", disable=not progress, leave=False):
+        save_as = Path(out_dir) / name if out_dir is not None else None
+        rows.append({"name": name, **evaluate_image(codec, x, quality, estimate, save_as)})
+    return rows
+
+
+def summarize(rows: Sequence[dict]) -> dict[str, float]:
+    """Means over images; the rate gap is aggregated over all bits (sum real / sum estimated - 1)."""
+    if not rows:
+        raise ValueError("no rows to summarise")
+    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {k: sum(r[k] for r in rows) / len(rows) for k in keys if k != "rate_gap"}
+    out["images"] = len(rows)
+    out["latents_exact"] = all(r["latents_exact"] for r in rows)
+    if "est_bits_y" in rows[0]:
+        real = sum(r["real_bits_y"] + r["real_bits_z"] for r in rows)
+        est = sum(r["est_bits_y"] + r["est_bits_z"] for r in rows)
+        out["rate_gap"] = real / est - 1.0
+    return out
+
+
+def jpeg_curve(images: ImageSet, qualities: Sequence[int], settings: JpegSettings) -> list[dict]:
+    """The base layer alone at several qualities: mean bpp (file bytes) and PSNR."""
+    out = []
+    for q in qualities:
+        rates, quals = [], []
+        for _, x in images:
+            batch = jpeg_io.roundtrip(x, q, settings.subsampling, settings.optimize, backend="cpu")
+            rates.append(bpp(batch.nbytes[0], *x.shape[-2:]))
+            quals.append(psnr(batch.decoded[0], x))
+        out.append({"quality": q, "bpp": sum(rates) / len(rates), "psnr": sum(quals) / len(quals)})
+    return out
+
+
+def record_reconstructions(run: manifest.Run, codec: HyresCodec, rows: Sequence[dict], files: str | Path,
+                           label: str, curve: str = "HyRES") -> Path:
+    """Decode the ``.hyr`` files written by :func:`evaluate` and store the images as one RD point
+    for the run's comparison notebooks (:mod:`hyreslib.recons`): what is stored is what the
+    files decode to."""
+    files = Path(files)
+    decoded = ((r["name"], codec.decode((files / f"{r['name']}.hyr").read_bytes()), r["bpp"], r["psnr"], r["ms_ssim"])
+               for r in rows)
+    return recons.save(run, label, decoded, curve=curve)

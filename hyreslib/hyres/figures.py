@@ -1,0 +1,87 @@
+"""Figures for the residual-codec notebook, drawn with :mod:`hyreslib.plotting`: the base layer
+and its residual, training curves (also live, as an engine ``on_log`` callback), reconstructions
+from real decodes, and rate-distortion points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from .. import jpeg as jpeg_io
+from ..metrics import bpp, psnr
+from ..plotting import image_grid, plot_curve, rd_axes, signed_map
+from .codec import JpegSettings
+
+TRAIN_KEYS = ("loss", "psnr", "bpp_y", "bpp_z")
+
+
+def base_and_residual(images: Sequence[tuple[str, torch.Tensor]], qualities: Sequence[int],
+                      settings: JpegSettings) -> plt.Figure:
+    """One row per image: the original, then the JPEG base and its residual (x4) per quality."""
+    shown = {}
+    for name, x in images:
+        shown[name] = x
+        for q in qualities:
+            b = jpeg_io.roundtrip(x, q, settings.subsampling, settings.optimize, backend="cpu")
+            base = b.decoded[0]
+            shown[f"{name} JPEG q{q}: {bpp(b.nbytes[0], *x.shape[-2:]):.3f} bpp, {psnr(base, x):.1f} dB"] = base
+            shown[f"{name} residual q{q} (x4)"] = signed_map(x - base)
+    return image_grid(shown, cols=1 + 2 * len(qualities), size=2.4)
+
+
+def training_curves(rows: Sequence[dict], keys: Sequence[str] = TRAIN_KEYS) -> plt.Figure:
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows])
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def live_training_plot(keys: Sequence[str] = TRAIN_KEYS) -> Callable:
+    """An engine ``on_log`` callback that redraws the training curves in place in a notebook."""
+    from IPython.display import clear_output, display
+
+    def on_log(hist) -> None:
+        fig = training_curves(hist.rows, keys)
+        clear_output(wait=True)
+        display(fig)
+        plt.close(fig)
+
+    return on_log
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    c = min(size, h, w)
+    top, left = (h - c) // 2, (w - c) // 2
+    return x[..., top:top + c, left:left + c]
+
+
+def reconstructions(items: Sequence[dict], crop: int = 192) -> plt.Figure:
+    """Centre crops of original, JPEG base and decoded image per item (dicts with ``name``, ``x``,
+    ``base``, ``decoded`` and the row's ``bpp``, ``bpp_jpeg``, ``psnr``, ``psnr_jpeg``)."""
+    shown = {}
+    for it in items:
+        shown[f"{it['name']} original"] = center_crop(it["x"], crop)
+        shown[f"{it['name']} JPEG base: {it['bpp_jpeg']:.3f} bpp, {it['psnr_jpeg']:.2f} dB"] = center_crop(it["base"], crop)
+        shown[f"{it['name']} HyRES: {it['bpp']:.3f} bpp, {it['psnr']:.2f} dB"] = center_crop(it["decoded"], crop)
+    return image_grid(shown, cols=3, size=3.0)
+
+
+def rate_distortion(jpeg_curve: Sequence[dict], points: Sequence[dict]) -> plt.Figure:
+    """The JPEG base alone over qualities, and HyRES points (dicts with ``bpp``, ``psnr``, ``label``)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_curve(ax, [p["bpp"] for p in jpeg_curve], [p["psnr"] for p in jpeg_curve], "JPEG base alone")
+    for p in jpeg_curve:
+        ax.annotate(f"q{p['quality']}", (p["bpp"], p["psnr"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    for p in points:
+        ax.plot(p["bpp"], p["psnr"], "s", label=p["label"])
+    rd_axes(ax)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

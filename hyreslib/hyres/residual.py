@@ -1,0 +1,211 @@
+"""The learned residual codec: hyperprior + checkerboard context model over a GDN/attention
+autoencoder, composed from CompressAI latent codecs.
+
+Data flow (``r = x - jpeg(x)``, a signed residual)::
+
+    r --g_a--> y --HyperpriorLatentCodec--------------------------------> y_hat --g_s--> r_hat
+                   hyper: y --h_a--> z --EntropyBottleneck--> z_hat --h_s--> side params
+                   y:     CheckerboardLatentCodec
+                            anchors     (i+j even): params from side params and a zero context
+                            non-anchors (i+j odd) : params from side params and the masked-conv
+                                                    context of the *decoded* anchors
+                            each pass: GaussianConditional over its own half of y only
+
+In training the rate at every position is the likelihood under the parameters of the pass that
+codes that position (CompressAI's two-pass forward builds one parameter tensor from the anchor
+pass at anchor positions and the non-anchor pass elsewhere); ``compress`` writes one string per
+pass, each over its own half of the latent. ``decompress`` returns the residual unclamped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from compressai.latent_codecs import (CheckerboardLatentCodec, GaussianConditionalLatentCodec,
+                                      HyperLatentCodec, HyperpriorLatentCodec)
+from compressai.layers import CheckerboardMaskedConv2d, conv1x1
+from compressai.models import CompressionModel
+from torch import Tensor, nn
+
+from .entropy import NearestScaleGaussianConditional, scale_table
+from .transforms import analysis, hyper_analysis, hyper_synthesis, pad_multiple, synthesis
+
+QUANTIZERS = ("ste", "noise")
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    """Everything that shapes the bitstream; stored in checkpoints and hashed into file fingerprints."""
+
+    N: int = 128            # channels of the transforms and of z
+    M: int = 192            # channels of the latent y
+    depth: int = 4          # stride-2 stages of g_a (y at 1/2^depth)
+    scale_levels: int = 128  # Gaussian scale table size (CompressAI uses 64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResidualConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown residual-codec settings {sorted(unknown)}")
+        return cls(**d)
+
+
+def _entropy_parameters(M: int) -> nn.Sequential:
+    """Pointwise (1x1) net from [context (2M), side params (2M)] to (scales, means); pointwise is
+    what lets the checkerboard codec evaluate it on each half of the latent separately."""
+    return nn.Sequential(conv1x1(4 * M, 10 * M // 3), nn.LeakyReLU(inplace=True),
+                         conv1x1(10 * M // 3, 8 * M // 3), nn.LeakyReLU(inplace=True),
+                         conv1x1(8 * M // 3, 2 * M))
+
+
+class ResidualCodec(CompressionModel):
+    """Residual autoencoder with a hyperprior and a checkerboard context model."""
+
+    def __init__(self, config: ResidualConfig = ResidualConfig()):
+        super().__init__()
+        self.config = config
+        N, M, depth = config.N, config.M, config.depth
+        self.g_a = analysis(N, M, depth)
+        self.g_s = synthesis(N, M, depth)
+        self.latent_codec = HyperpriorLatentCodec(latent_codec={
+            "y": CheckerboardLatentCodec(
+                latent_codec={"y": GaussianConditionalLatentCodec(
+                    gaussian_conditional=NearestScaleGaussianConditional(), quantizer="ste")},
+                entropy_parameters=_entropy_parameters(M),
+                context_prediction=CheckerboardMaskedConv2d(M, 2 * M, kernel_size=5, stride=1, padding=2),
+                anchor_parity="even", forward_method="twopass"),
+            "hyper": HyperLatentCodec(entropy_bottleneck=EntropyBottleneck(N), h_a=hyper_analysis(N, M),
+                                      h_s=hyper_synthesis(N, M), quantizer="ste"),
+        })
+        self.quantizer = "ste"
+
+    @property
+    def downsampling_factor(self) -> int:
+        return pad_multiple(self.config.depth)
+
+    @property
+    def checkerboard(self) -> CheckerboardLatentCodec:
+        return self.latent_codec.y
+
+    def set_quantizer(self, mode: str) -> None:
+        """Training-time stand-in for rounding: ``ste`` (y_hat and z_hat rounded with a
+        straight-through gradient, rate from noisy likelihoods) or ``noise`` (additive uniform
+        noise everywhere). Evaluation always rounds, as the coder does."""
+        if mode not in QUANTIZERS:
+            raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {mode!r}")
+        self.quantizer = mode
+        self.checkerboard.y.quantizer = mode
+        self.latent_codec.hyper.quantizer = mode
+
+    def _check_size(self, r: Tensor) -> None:
+        k = self.downsampling_factor
+        if r.dim() != 4 or r.shape[1] != 3 or r.shape[-2] % k or r.shape[-1] % k:
+            raise ValueError(f"expected a (B, 3, H, W) residual with H and W multiples of {k}, got {tuple(r.shape)}")
+
+    def forward(self, r: Tensor) -> dict[str, Any]:
+        """Training / estimation pass: ``{"r_hat", "y_hat", "likelihoods": {"y", "z"}}``."""
+        self._check_size(r)
+        # The one-pass method is the noise model; rounding (eval, or STE training) needs two passes
+        # so that anchors are quantised around their own means before they become context.
+        self.checkerboard.forward_method = "onepass" if self.training and self.quantizer == "noise" else "twopass"
+        out = self.latent_codec(self.g_a(r))
+        return {"r_hat": self.g_s(out["y_hat"]), "y_hat": out["y_hat"], "likelihoods": out["likelihoods"]}
+
+    def update(self, scale_table_values=None, force: bool = False, update_quantiles: bool = False) -> bool:
+        """Build the coding tables (our finer scale table unless one is given)."""
+        table = scale_table_values if scale_table_values is not None else scale_table(self.config.scale_levels)
+        # The masked convolution zeroes its hidden taps in place on its first call; do it now so the
+        # weights (and the fingerprint hashed from them) are final before anything is coded.
+        ctx = self.checkerboard.context_prediction
+        with torch.no_grad():
+            ctx.weight.mul_(ctx.mask)
+        return super().update(scale_table=table, force=force, update_quantiles=update_quantiles)
+
+    def _two_passes(self, side: Tensor, code_pass: Callable[[int, Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+        """The checkerboard coding order, shared by encoder and decoder.
+
+        Works on the two half-width tensors of the latent (CompressAI's ``unembed``), so each pass
+        touches only its own positions. Pass 0 (anchors) sees a zero context; pass 1 sees the
+        masked-conv context of the decoded anchors. ``code_pass(i, indexes, means)`` returns the
+        integer symbols of half ``i`` (the encoder quantises and writes, the decoder reads).
+        Returns ``(y_hat, symbols)`` in the full layout.
+        """
+        cb = self.checkerboard
+        gc = cb.y.gaussian_conditional
+        side_halves = cb.unembed(side)
+        n, _, h, half_w = side_halves.shape[1:]
+        y_hat_halves = side.new_zeros((2, n, self.config.M, h, half_w))
+        symbols = []
+        for i in range(2):
+            ctx = cb.unembed(cb.context_prediction(cb.embed(y_hat_halves)))[i]
+            if i == 0:
+                ctx = torch.zeros_like(ctx)
+            scales, means = cb.y._chunk(cb.entropy_parameters(cb.merge(ctx, side_halves[i])))
+            sym = code_pass(i, gc.build_indexes(scales), means).int()
+            y_hat_halves[i] = gc.dequantize(sym, means)
+            symbols.append(sym)
+        return cb.embed(y_hat_halves), cb.embed(torch.stack(symbols))
+
+    @torch.no_grad()
+    def compress_latent(self, y: Tensor) -> dict[str, Any]:
+        """Entropy-code a latent: strings ``{"z", "y_anchor", "y_non_anchor"}`` (one bytes object
+        per batch item each), the quantised latent ``y_hat`` the decoder rebuilds, and its integer
+        ``symbols``."""
+        hyper = self.latent_codec.hyper.compress(y)
+        gc = self.checkerboard.y.gaussian_conditional
+        y_halves = self.checkerboard.unembed(y)
+        strings: list[list[bytes]] = []
+
+        def encode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
+            strings.append(gc.compress(y_halves[i], indexes, means))
+            return gc.quantize(y_halves[i], "symbols", means)
+
+        y_hat, symbols = self._two_passes(hyper["params"], encode)
+        return {"strings": {"z": hyper["strings"][0], "y_anchor": strings[0], "y_non_anchor": strings[1]},
+                "y_hat": y_hat, "symbols": symbols}
+
+    def compress(self, r: Tensor) -> dict[str, Any]:
+        """Entropy-code a residual (see :meth:`compress_latent`)."""
+        self._check_size(r)
+        with torch.no_grad():
+            return self.compress_latent(self.g_a(r))
+
+    def latent_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
+        """Shapes of y (C, H, W) and z (H, W) for a padded input of ``height`` x ``width``."""
+        k = 2 ** self.config.depth
+        if height % self.downsampling_factor or width % self.downsampling_factor:
+            raise ValueError(f"padded size {height}x{width} is not a multiple of {self.downsampling_factor}")
+        return {"y": (self.config.M, height // k, width // k), "hyper": (height // (4 * k), width // (4 * k))}
+
+    @torch.no_grad()
+    def decompress_latent(self, strings: dict[str, list[bytes]], height: int, width: int) -> dict[str, Tensor]:
+        """Decode ``{"y_hat", "symbols"}`` of a padded ``height`` x ``width`` residual."""
+        shapes = self.latent_shapes(height, width)
+        side = self.latent_codec.hyper.decompress([strings["z"]], shapes["hyper"])["params"]
+        gc = self.checkerboard.y.gaussian_conditional
+        passes = (strings["y_anchor"], strings["y_non_anchor"])
+
+        def decode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
+            return gc.decompress(passes[i], indexes)  # symbol values (no means added)
+
+        y_hat, symbols = self._two_passes(side, decode)
+        return {"y_hat": y_hat, "symbols": symbols}
+
+    def decompress(self, strings: dict[str, list[bytes]], height: int, width: int) -> dict[str, Tensor]:
+        """Decode a residual. It is signed and is returned as decoded, never clamped (only the
+        final image is)."""
+        out = self.decompress_latent(strings, height, width)
+        with torch.no_grad():
+            return {"r_hat": self.g_s(out["y_hat"]), **out}
+
+
+def likelihood_bits(likelihoods: Tensor) -> Tensor:
+    """Total information content, in bits, of a likelihood tensor."""
+    return -torch.log2(likelihoods).sum()

@@ -1,0 +1,91 @@
+"""Training the residual codec with :func:`hyreslib.engine.train`.
+
+The JPEG base of every crop is computed by :class:`JpegBase` inside the DataLoader workers, so a
+batch arrives as ``(x, base, jpeg_bpp)`` and the training step only runs the network::
+
+    crop --JpegBase (worker)--> (x, base, jpeg_bpp) --rd_terms--> loss = lambda*255^2*MSE + bpp_y + bpp_z
+
+``jpeg_bpp`` is reported beside the loss but has no gradient (the base layer is fixed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import jpeg as jpeg_io
+from ..data import ImageSet
+from ..engine import StepFn, ValFn
+from .codec import JpegSettings, compose
+from .residual import ResidualCodec, likelihood_bits
+
+
+@dataclass(frozen=True)
+class JpegBase:
+    """DataLoader transform: a crop -> (crop, its decoded JPEG, the JPEG's bits per pixel)."""
+
+    settings: JpegSettings = JpegSettings()
+
+    def __call__(self, crop: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s = self.settings
+        batch = jpeg_io.roundtrip(crop, s.quality, s.subsampling, s.optimize, backend="cpu")
+        bpp = 8.0 * batch.nbytes[0] / (crop.shape[-2] * crop.shape[-1])
+        return crop, batch.decoded[0], torch.tensor(bpp, dtype=torch.float32)
+
+
+def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float) -> dict[str, Tensor]:
+    """Rate-distortion loss and its parts for a batch (x and base of equal, codable size)."""
+    out = model(x - base)
+    x_hat = compose(base, out["r_hat"], clamp=False)
+    pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+    bpp = {f"bpp_{k}": likelihood_bits(v) / pixels for k, v in out["likelihoods"].items()}
+    mse = F.mse_loss(x_hat, x)
+    return {"loss": lmbda * 255.0 ** 2 * mse + bpp["bpp_y"] + bpp["bpp_z"], "mse": mse.detach(),
+            "psnr": (-10.0 * torch.log10(mse.detach().clamp_min(1e-12))), **bpp}
+
+
+def make_step(lmbda: float) -> StepFn:
+    """The engine's step function for batches from :class:`JpegBase`."""
+
+    def step(model: ResidualCodec, batch) -> dict[str, Tensor]:
+        x, base, jpeg_bpp = batch
+        return {**rd_terms(model, x, base, lmbda), "bpp_jpeg": jpeg_bpp.mean()}
+
+    return step
+
+
+def center_crop(x: Tensor, size: int) -> Tensor:
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"image {w}x{h} is smaller than the {size}-pixel validation crop")
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def make_val(images: ImageSet, lmbda: float, crop: int, settings: JpegSettings,
+             device: torch.device | str = "cpu") -> ValFn:
+    """Validation on fixed centre crops (prepared once): the same loss, estimated rate.
+
+    Use validation images only; model selection on the test set would flatter the results.
+    """
+    base = JpegBase(settings)
+    crops = [base(center_crop(img, crop)) for _, img in images]
+    x = torch.stack([c[0] for c in crops]).to(device)
+    xj = torch.stack([c[1] for c in crops]).to(device)
+
+    def val(model: ResidualCodec) -> dict[str, float]:
+        return {k: float(v) for k, v in rd_terms(model, x, xj, lmbda).items()}
+
+    return val
+
+
+def finalize(model: ResidualCodec) -> ResidualCodec:
+    """After training: settle the entropy bottleneck's quantiles (exactly, by bisection, instead
+    of the aux loss's approximation) and build the coding tables."""
+    model.eval()
+    model.update(force=True, update_quantiles=True)
+    return model
+

@@ -1,0 +1,114 @@
+"""The .hyr format: header round trip, and damaged or altered files refused with a clear error
+(never a crash, a hang or a silently wrong image)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from hyreslib import data
+from hyreslib.container import CorruptStreamError, pack, unpack
+from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
+from hyreslib.hyres import bitstream
+from hyreslib.hyres.bitstream import MAGIC, VERSION, Header
+
+
+@pytest.fixture(scope="module")
+def codec() -> HyresCodec:
+    torch.manual_seed(0)
+    residual = ResidualCodec(ResidualConfig(N=16, M=24, depth=4, scale_levels=64))
+    with torch.no_grad():
+        residual.g_a[-2].weight.mul_(30.0)
+    return HyresCodec(residual, JpegSettings(quality=10))
+
+
+@pytest.fixture(scope="module")
+def good(codec) -> bytes:
+    x = data.embedded("test")[1][1][:, :70, :90].contiguous()
+    return codec.encode(x)
+
+
+def _with_chunks(chunks: list[bytes]) -> bytes:
+    return pack(MAGIC, VERSION, chunks)
+
+
+def _chunks(data_: bytes) -> list[bytes]:
+    return unpack(data_, MAGIC, [VERSION])[1]
+
+
+def test_header_round_trip():
+    h = Header(width=768, height=512, jpeg_quality=1, subsampling="4:2:0", fingerprint=b"12345678", latent_crc=7)
+    assert Header.from_bytes(h.to_bytes()) == h
+
+
+def test_breakdown_adds_up(good):
+    sizes = bitstream.breakdown(good)
+    assert sum(sizes.values()) == len(good)
+    assert set(sizes) == {"jpeg", "z", "y_anchor", "y_non_anchor", "container"}
+
+
+def test_mutated_files_are_refused(codec, good):
+    """Bit flips, truncations, insertions and deletions anywhere: each raises CorruptStreamError."""
+    rng = random.Random(0)
+    variants = [good[:n] for n in sorted(rng.sample(range(len(good)), 40))]  # truncations
+    for _ in range(120):
+        i = rng.randrange(len(good))
+        flipped = bytearray(good)
+        flipped[i] ^= 1 << rng.randrange(8)
+        variants.append(bytes(flipped))
+        variants.append(good[:i] + bytes([rng.randrange(256)]) + good[i:])
+        variants.append(good[:i] + good[i + 1:])
+    variants += [b"", b"HYR", b"PK\x03\x04" + good[4:], good + b"\x00"]
+    for v in variants:
+        with pytest.raises(CorruptStreamError):
+            codec.decode(v)
+
+
+def test_wrong_magic_says_what_it_expected(codec, good):
+    with pytest.raises(CorruptStreamError, match="not a HyRES file"):
+        codec.decode(b"\x89PNG" + good[4:])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c[:4], "chunks"),
+    (lambda c: c + [b"x"], "chunks"),
+    (lambda c: [c[0][:-1]] + c[1:], "header has"),
+    (lambda c: [b"\x00" * 4 + c[0][4:]] + c[1:], "image size"),
+    (lambda c: [c[0][:8] + b"\x00" + c[0][9:]] + c[1:], "JPEG setting"),
+    (lambda c: [c[0][:9] + b"\x07" + c[0][10:]] + c[1:], "JPEG setting"),
+    (lambda c: [c[0], b""] + c[2:], "empty"),
+    (lambda c: [c[0], b"not a jpeg"] + c[2:], "JPEG base"),
+    (lambda c: [c[0][:10] + b"\xff" * 8 + c[0][18:]] + c[1:], "another model"),
+])
+def test_structurally_wrong_files_with_valid_crc(codec, good, edit, message):
+    with pytest.raises(CorruptStreamError, match=message):
+        codec.decode(_with_chunks(edit(_chunks(good))))
+
+
+def test_jpeg_of_the_wrong_size(codec, good):
+    chunks = _chunks(good)
+    other = codec.encode(torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(0)))
+    chunks[1] = _chunks(other)[1]
+    with pytest.raises(CorruptStreamError, match="header says"):
+        codec.decode(_with_chunks(chunks))
+
+
+@pytest.mark.parametrize("index", [2, 3, 4])
+def test_altered_strings_behind_a_recomputed_crc(codec, good, index):
+    """Random bytes in place of a rANS string decode to some latent; the latent CRC catches it."""
+    chunks = _chunks(good)
+    rng = random.Random(index)
+    chunks[index] = bytes(rng.randrange(256) for _ in range(len(chunks[index])))
+    with pytest.raises(CorruptStreamError, match="latent"):
+        codec.decode(_with_chunks(chunks))
+
+
+def test_latent_crc_is_checked(codec, good):
+    chunks = _chunks(good)
+    header = Header.from_bytes(chunks[0])
+    chunks[0] = Header(header.width, header.height, header.jpeg_quality, header.subsampling, header.fingerprint,
+                       (header.latent_crc + 1) % 2**32).to_bytes()
+    with pytest.raises(CorruptStreamError, match="latent CRC"):
+        codec.decode(_with_chunks(chunks))

@@ -1,0 +1,70 @@
+"""``hyres encode`` / ``decode`` / ``extract-jpeg`` on files, including non-RGB inputs and bad files."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hyreslib.cli import main
+from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    residual = ResidualCodec(ResidualConfig(N=16, M=24, depth=4, scale_levels=64))
+    with torch.no_grad():
+        residual.g_a[-2].weight.mul_(30.0)
+    return HyresCodec(residual, JpegSettings(quality=3)).save(tmp_path_factory.mktemp("ckpt") / "codec.ckpt")
+
+
+def _image(mode: str) -> Image.Image:
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), "RGB")
+    if mode == "P":
+        return rgb.convert("P", palette=Image.Palette.ADAPTIVE)
+    return rgb.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_encode_decode_extract(tmp_path, checkpoint, capsys, mode):
+    src = tmp_path / "in.png"
+    _image(mode).save(src)
+    hyr, png, jpg = tmp_path / "x.hyr", tmp_path / "x.png", tmp_path / "x.jpg"
+    assert main(["encode", str(src), str(hyr), "-c", str(checkpoint)]) == 0
+    out = capsys.readouterr()
+    assert "bpp" in out.out and "jpeg" in out.out
+    assert ("notice" in out.err) == (mode != "RGB")
+    assert main(["decode", str(hyr), str(png), "-c", str(checkpoint)]) == 0
+    with Image.open(png) as img:
+        assert img.size == (53, 37) and img.mode == "RGB"
+    assert main(["extract-jpeg", str(hyr), str(jpg)]) == 0
+    with Image.open(jpg) as img:  # a standard JPEG any viewer opens
+        assert img.format == "JPEG" and img.size == (53, 37)
+
+
+def test_quality_option(tmp_path, checkpoint, capsys):
+    src = tmp_path / "in.png"
+    _image("RGB").save(src)
+    assert main(["encode", str(src), str(tmp_path / "a.hyr"), "-c", str(checkpoint), "-q", "40"]) == 0
+    assert main(["extract-jpeg", str(tmp_path / "a.hyr"), str(tmp_path / "a.jpg")]) == 0
+    assert "quality 40" in capsys.readouterr().out
+
+
+def test_bad_files_give_clear_errors(tmp_path, checkpoint, capsys):
+    bad = tmp_path / "bad.hyr"
+    bad.write_bytes(b"HYR1 this is not a real file")
+    assert main(["decode", str(bad), str(tmp_path / "o.png"), "-c", str(checkpoint)]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["extract-jpeg", str(tmp_path / "missing.hyr"), str(tmp_path / "o.jpg")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    png = io.BytesIO()
+    _image("RGB").save(png, format="PNG")
+    bad.write_bytes(png.getvalue())
+    assert main(["extract-jpeg", str(bad), str(tmp_path / "o.jpg")]) == 2
+    assert "not a HyRES file" in capsys.readouterr().err
+    assert not (tmp_path / "o.jpg").exists() and not (tmp_path / "o.png").exists()
