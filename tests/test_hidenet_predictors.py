@@ -116,9 +116,9 @@ def test_rate_loss_counts_every_odd_pixel_and_training_lowers_it():
     pixels = to_pixels(batch)
     assert sum(o.numel() for _, _, o in level_pairs(pixels, 6)) == pixels.numel() - pixels[..., ::8, ::8].numel()
     model = UNetLikeLite(8, 4)
-    before = float(rate_step(4)(model, batch)["loss"])
+    before = float(rate_step(4)(model, batch)["loss"].detach())
     train(model, rate_step(4), [batch], TrainConfig(steps=20, lr=1e-2, optimizer="adamw"), progress=False)
-    after = float(rate_step(4)(model.eval(), batch)["loss"])
+    after = float(rate_step(4)(model.eval(), batch)["loss"].detach())
     assert math.isfinite(after) and after < before - 0.01
 
 

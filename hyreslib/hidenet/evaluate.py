@@ -137,12 +137,12 @@ def _quality(rgb: np.ndarray, rec: np.ndarray) -> dict[str, float]:
 
 def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[int], levels: int,
                         generative: bool = True) -> list[dict]:
-    """Rows (image, mode, step, bpp, psnr, ms_ssim, max_err, bound) for lossless, each step and
-    (optionally) generative mode, all from decoded files."""
+    """Rows (image, mode, step, bound, bytes, bpp, psnr, ms_ssim, max_err) for each near-lossless
+    step and (optionally) generative mode, all from decoded files (lossless: :func:`lossless_table`)."""
     rows = []
     for name, img in images:
         rgb = _as_uint8(img)
-        settings = [("lossless", 1)] + [("near-lossless", q) for q in steps] + ([("generative", 0)] if generative else [])
+        settings = [("near-lossless", q) for q in steps] + ([("generative", 0)] if generative else [])
         for mode, q in settings:
             data = codec.encode(rgb, predictor, mode, q if mode == "near-lossless" else None, levels=levels)
             rec = codec.decode(data, predictor).image
@@ -176,13 +176,15 @@ def level_bytes(data: bytes) -> dict[str, int]:
     return parts
 
 
-def progressive(rgb: np.ndarray, data: bytes, predictor: Predictor | None = None) -> list[dict]:
-    """Decode the k coarsest levels for k = 0..L. Each row holds the low-resolution image, the
-    full-size preview (remaining levels predicted), its PSNR, and the bytes needed up to level k."""
+def progressive(rgb: np.ndarray, data: bytes, predictor: Predictor | None = None,
+                counts: Sequence[int] | None = None) -> list[dict]:
+    """Decode the k coarsest levels for each k in ``counts`` (default 0..L). Each row holds the
+    low-resolution image, the full-size preview (remaining levels predicted), its PSNR, and the
+    bytes of the file prefix that holds the base and those k levels."""
     header, chunks = codec.read(data)
     prefix = len(data) - sum(len(c) for c in chunks[1:])   # container, header and base
     rows = []
-    for k in range(header.levels + 1):
+    for k in (range(header.levels + 1) if counts is None else counts):
         low = codec.decode(data, predictor, levels=k).image
         full = codec.decode(data, predictor, levels=k, fill=True).image
         used = prefix + sum(len(c) for c in chunks[1:1 + k]) if header.mode != "generative" else len(data)
