@@ -45,11 +45,9 @@ class Gain(nn.Module):
         return x * self.gain
 
 
-def scale_latent(model: nn.Module, sample: torch.Tensor, std: float) -> None:
-    """Append a gain to ``model.g_a`` so that its output on ``sample`` has standard deviation ``std``."""
-    with torch.no_grad():
-        current = float(model.g_a(sample).std())
-    model.g_a = nn.Sequential(model.g_a, Gain(std / max(current, 1e-12)))
+def scale_latent(model: nn.Module, latent: torch.Tensor, std: float) -> None:
+    """Append a gain to ``model.g_a`` that gives ``latent`` (its current output) standard deviation ``std``."""
+    model.g_a = nn.Sequential(model.g_a, Gain(std / max(float(latent.std()), 1e-12)))
 
 
 def sync(device: torch.device) -> None:
@@ -90,8 +88,9 @@ def bench_hyres(args, x: torch.Tensor, device: torch.device) -> dict:
     else:
         residual = ResidualCodec(ResidualConfig())
         codec = HyresCodec(residual, device=device)
-        sample = codec._residual_input(x, codec.base_layer(x)[1])
-        scale_latent(codec.residual, sample, args.latent_std)
+        with torch.no_grad():
+            latent = codec.residual.analyse(codec._residual_input(x, codec.base_layer(x)[1]))
+        scale_latent(codec.residual, latent, args.latent_std)
         note = f"untrained N=128 M=192, latent std scaled to {args.latent_std}"
     enc_s, encoded = timed(lambda: codec.encode(x), device, args.repeat)
     dec_s, _ = timed(lambda: codec.decode(encoded), device, args.repeat)
@@ -105,7 +104,8 @@ def bench_zoo(name: str, factory, x: torch.Tensor, device: torch.device, args) -
     h, w = x.shape[-2:]
     k = 64
     xp = F.pad(x[None], (0, -(-w // k) * k - w, 0, -(-h // k) * k - h)).to(device)
-    scale_latent(model, xp, args.latent_std)
+    with torch.no_grad():
+        scale_latent(model, model.g_a(xp), args.latent_std)
     model.update(force=True)
     with torch.no_grad():
         enc_s, out = timed(lambda: model.compress(xp), device, args.repeat)

@@ -83,7 +83,7 @@ def _per_pass_likelihoods(model: ResidualCodec, y: torch.Tensor) -> tuple[torch.
 def test_rate_uses_the_parameters_of_the_pass_that_codes_each_position(model):
     _spread_latent(model)
     r = _residual()
-    y = model.g_a(r)
+    y = model.analyse(r)
     forward = model(r)["likelihoods"]["y"]
     own, wrong = _per_pass_likelihoods(model, y)
     torch.testing.assert_close(forward, own, rtol=1e-4, atol=1e-6)
@@ -119,7 +119,7 @@ def test_each_pass_codes_only_its_own_half(model):
     r = _residual()
     strings = model.compress(r)["strings"]
     # Changing y at non-anchor positions must leave the anchor string untouched.
-    y = model.g_a(r)
+    y = model.analyse(r)
     bumped = y.clone()
     bumped[..., 0::2, 1::2] += 3.0
     bumped[..., 1::2, 0::2] += 3.0
@@ -152,7 +152,7 @@ def test_quantizer_modes(model):
     model.set_quantizer("noise")
     torch.manual_seed(0)
     y_noise = model(r)["y_hat"]
-    y = model.g_a(r)
+    y = model.analyse(r)
     assert (y_noise - y).abs().max() <= 0.5 + 1e-6 and not torch.equal(y_noise, torch.round(y_noise))
     model.set_quantizer("ste")
     out = model(r)
@@ -201,7 +201,7 @@ def test_coder_matches_compressai_checkerboard_codec(model):
     HyperpriorLatentCodec/CheckerboardLatentCodec compress, and decodes them back."""
     _spread_latent(model)
     model.update(force=True)
-    y = model.g_a(_residual())
+    y = model.analyse(_residual())
     ours = model.compress_latent(y)
     ref = model.latent_codec.compress(y)
     anchor, non_anchor, z = ref["strings"]

@@ -170,7 +170,7 @@ class HyresCodec:
                                       "file was altered, or this device computes the entropy parameters differently "
                                       f"from the encoder's ({self.device}); decode on the device type that encoded it")
         y_hat = latent["y_hat"]
-        r_hat = self.residual.g_s(y_hat)[0, :, :header.height, :header.width]
+        r_hat = self.residual.synthesise(y_hat)[0, :, :header.height, :header.width]
         image = compose(base.to(self.device), r_hat, self.refine).cpu()
         return Decoded(image, base, y_hat)
 

@@ -45,6 +45,10 @@ class ResidualConfig:
     M: int = 192            # channels of the latent y
     depth: int = 4          # stride-2 stages of g_a (y at 1/2^depth)
     scale_levels: int = 128  # Gaussian scale table size (CompressAI uses 64)
+    # The residual is multiplied by this before g_a (and r_hat divided by it after g_s). A JPEG
+    # residual is small (std ~0.06 at quality 1); unscaled, the initial latent is far below the
+    # quantisation step, rounds to nothing, and training can settle on an unused latent.
+    residual_gain: float = 8.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,14 +113,22 @@ class ResidualCodec(CompressionModel):
         if r.dim() != 4 or r.shape[1] != 3 or r.shape[-2] % k or r.shape[-1] % k:
             raise ValueError(f"expected a (B, 3, H, W) residual with H and W multiples of {k}, got {tuple(r.shape)}")
 
+    def analyse(self, r: Tensor) -> Tensor:
+        """Residual -> latent y."""
+        self._check_size(r)
+        return self.g_a(r * self.config.residual_gain)
+
+    def synthesise(self, y_hat: Tensor) -> Tensor:
+        """Quantised latent -> residual (signed, unclamped)."""
+        return self.g_s(y_hat) / self.config.residual_gain
+
     def forward(self, r: Tensor) -> dict[str, Any]:
         """Training / estimation pass: ``{"r_hat", "y_hat", "likelihoods": {"y", "z"}}``."""
-        self._check_size(r)
         # The one-pass method is the noise model; rounding (eval, or STE training) needs two passes
         # so that anchors are quantised around their own means before they become context.
         self.checkerboard.forward_method = "onepass" if self.training and self.quantizer == "noise" else "twopass"
-        out = self.latent_codec(self.g_a(r))
-        return {"r_hat": self.g_s(out["y_hat"]), "y_hat": out["y_hat"], "likelihoods": out["likelihoods"]}
+        out = self.latent_codec(self.analyse(r))
+        return {"r_hat": self.synthesise(out["y_hat"]), "y_hat": out["y_hat"], "likelihoods": out["likelihoods"]}
 
     def update(self, scale_table_values=None, force: bool = False, update_quantiles: bool = False) -> bool:
         """Build the coding tables (our finer scale table unless one is given)."""
@@ -173,9 +185,8 @@ class ResidualCodec(CompressionModel):
 
     def compress(self, r: Tensor) -> dict[str, Any]:
         """Entropy-code a residual (see :meth:`compress_latent`)."""
-        self._check_size(r)
         with torch.no_grad():
-            return self.compress_latent(self.g_a(r))
+            return self.compress_latent(self.analyse(r))
 
     def latent_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
         """Shapes of y (C, H, W) and z (H, W) for a padded input of ``height`` x ``width``."""
@@ -203,7 +214,7 @@ class ResidualCodec(CompressionModel):
         final image is)."""
         out = self.decompress_latent(strings, height, width)
         with torch.no_grad():
-            return {"r_hat": self.g_s(out["y_hat"]), **out}
+            return {"r_hat": self.synthesise(out["y_hat"]), **out}
 
 
 def likelihood_bits(likelihoods: Tensor) -> Tensor:

@@ -76,6 +76,7 @@ def make_val(images: ImageSet, lmbda: float, crop: int, settings: JpegSettings,
     x = torch.stack([c[0] for c in crops]).to(device)
     xj = torch.stack([c[1] for c in crops]).to(device)
 
+    @torch.no_grad()
     def val(model: ResidualCodec) -> dict[str, float]:
         return {k: float(v) for k, v in rd_terms(model, x, xj, lmbda).items()}
 

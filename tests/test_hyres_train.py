@@ -1,0 +1,47 @@
+"""Training pieces: the DataLoader transform, the rate-distortion terms, validation, finalize."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyreslib import data, engine
+from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig
+from hyreslib.hyres.train import JpegBase, finalize, make_step, make_val, rd_terms
+
+CFG = ResidualConfig(N=16, M=24, depth=4, scale_levels=64)
+
+
+def test_jpeg_base_transform():
+    crop = data.embedded("train")[0][1][:, :64, :64].contiguous()
+    x, base, bpp = JpegBase(JpegSettings(quality=5))(crop)
+    assert torch.equal(x, crop) and base.shape == crop.shape
+    assert 0 < float(bpp) < 24 and not torch.equal(base, crop)
+
+
+def test_rd_terms_add_up():
+    torch.manual_seed(0)
+    model = ResidualCodec(CFG).eval()
+    x = torch.rand(2, 3, 64, 64)
+    base = (x * 4).round() / 4
+    t = rd_terms(model, x, base, lmbda=0.01)
+    assert torch.allclose(t["loss"], 0.01 * 255 ** 2 * t["mse"] + t["bpp_y"] + t["bpp_z"])
+    assert t["bpp_y"] > 0 and t["bpp_z"] > 0
+    assert float(t["psnr"]) == pytest.approx(-10 * torch.log10(t["mse"]).item())
+
+
+def test_short_training_lowers_the_loss_and_yields_a_coder():
+    torch.manual_seed(0)
+    images = data.embedded("train").subset(2)
+    loader = data.crop_loader(images, 64, 4, seed=0, transform=JpegBase(JpegSettings(quality=1)), crops_per_image=2)
+    val_fn = make_val(data.embedded("validation"), 0.045, 64, JpegSettings(quality=1))
+    model = ResidualCodec(CFG)
+    before = val_fn(model.eval())["loss"]
+    hist = engine.train(model, make_step(0.045), loader, engine.TrainConfig(steps=25, lr=3e-3, log_every=5),
+                        val_fn=val_fn, progress=False)
+    assert {"loss", "bpp_y", "bpp_z", "bpp_jpeg", "psnr", "aux"} <= set(hist.rows[-1])
+    assert hist.best_val < before
+    model.load_state_dict(hist.best_state)
+    finalize(model)
+    out = model.compress(torch.zeros(1, 3, 64, 64))
+    assert set(out["strings"]) == {"z", "y_anchor", "y_non_anchor"}
