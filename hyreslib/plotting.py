@@ -106,3 +106,22 @@ def rd_figure(curves: Mapping[str, Mapping[str, list]], published: Mapping[str, 
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+class LiveFigure:
+    """One display slot in a notebook whose figure is replaced as results arrive (e.g. the RD
+    points of λ phases as each phase finishes); outside IPython it does nothing."""
+
+    def __init__(self) -> None:
+        self.handle = None
+
+    def show(self, fig: plt.Figure) -> None:
+        try:
+            from IPython.display import display
+        except ImportError:
+            return
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)

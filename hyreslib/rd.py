@@ -24,12 +24,13 @@ Curves = dict[str, dict[str, list]]
 def mean_curves(records: Iterable[dict], curve_key: str = "curve", point_key: str = "point",
                 images: set[str] | None = None) -> Curves:
     """``{curve: {point_key: [...], "bpp", "psnr", "ms_ssim", "n"}}``, points in ascending order
-    of bpp, each the mean over its images (only ``images`` when given)."""
+    of bpp, each the mean over its images (only ``images`` when given). An image measured twice
+    at the same point (e.g. by two notebooks) counts once: the later record wins."""
+    unique = {(r[curve_key], r[point_key], r["image"]): r for r in records
+              if images is None or r["image"] in images}
     groups: dict[str, dict] = {}
-    for r in records:
-        if images is not None and r["image"] not in images:
-            continue
-        groups.setdefault(r[curve_key], {}).setdefault(r[point_key], []).append(r)
+    for (curve, point, _), r in unique.items():
+        groups.setdefault(curve, {}).setdefault(point, []).append(r)
     curves: Curves = {}
     for name, points in groups.items():
         rows = []
