@@ -140,7 +140,8 @@ class ReconstructionComparer:
                   if second is None else
                   [self.describe(img, self.left.value),
                    "|A − B| × 4" if self.mode.value == MODES[2] else self.describe(img, self.right.value)])
-        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6), squeeze=False)
+        aspect = first.shape[-2] / first.shape[-1]
+        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6 * aspect + 0.9), squeeze=False)
         for ax, panel, title in zip(axes[0], panels, titles):
             ax.imshow(to_uint8(panel), interpolation="nearest")
             ax.set_title(title, fontsize=9)
