@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from hyreslib.hyres.codec import compose
-from hyreslib.hyres.entropy import NearestScaleGaussianConditional, scale_table
 from hyreslib.hyres.refine import MultiScaleRefine
 from hyreslib.hyres.residual import ResidualCodec, ResidualConfig, likelihood_bits
 from hyreslib.hyres.transforms import pad_multiple
@@ -169,20 +168,6 @@ def test_evaluation_always_rounds(model):
     reference = model(r)["likelihoods"]["y"]
     model.set_quantizer("noise")
     torch.testing.assert_close(model(r)["likelihoods"]["y"], reference)
-
-
-def test_nearest_scale_indexes():
-    gc = NearestScaleGaussianConditional()
-    table = scale_table(16)
-    gc.update_scale_table(table)
-    t = torch.tensor(table)
-    # exact table values map to themselves; geometric midpoints split neighbours
-    assert torch.equal(gc.build_indexes(t), torch.arange(16, dtype=torch.int32))
-    mid = torch.sqrt(t[3] * t[4])
-    assert gc.build_indexes(torch.stack([mid * 0.999, mid * 1.001])).tolist() == [3, 4]
-    assert gc.build_indexes(torch.tensor([1e-3, 1e6])).tolist() == [0, 15]
-    with pytest.raises(ValueError):
-        scale_table(1)
 
 
 def test_refine_starts_as_identity_and_keeps_size():

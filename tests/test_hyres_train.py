@@ -37,7 +37,7 @@ def test_short_training_lowers_the_loss_and_yields_a_coder():
     val_fn = make_val(data.embedded("validation"), 0.045, 64, JpegSettings(quality=1))
     model = ResidualCodec(CFG)
     before = val_fn(model.eval())["loss"]
-    hist = engine.train(model, make_step(0.045), loader, engine.TrainConfig(steps=25, lr=3e-3, log_every=5),
+    hist = engine.train(model, make_step(0.045, rate_warmup=5), loader, engine.TrainConfig(steps=25, lr=3e-3, log_every=5),
                         val_fn=val_fn, progress=False)
     assert {"loss", "bpp_y", "bpp_z", "bpp_jpeg", "psnr", "aux"} <= set(hist.rows[-1])
     assert hist.best_val < before
@@ -45,3 +45,18 @@ def test_short_training_lowers_the_loss_and_yields_a_coder():
     finalize(model)
     out = model.compress(torch.zeros(1, 3, 64, 64))
     assert set(out["strings"]) == {"z", "y_anchor", "y_non_anchor"}
+
+
+def test_rate_warmup_ramps_the_rate_weight():
+    torch.manual_seed(0)
+    model = ResidualCodec(CFG).eval()
+    x = torch.rand(2, 3, 64, 64)
+    batch = (x, (x * 4).round() / 4, torch.tensor([0.5, 0.5]))
+    step = make_step(0.045, rate_warmup=4)
+    outs = [step(model, batch) for _ in range(6)]
+    for i, out in enumerate(outs):
+        weight = min(1.0, i / 4)
+        rate = out["bpp_y"] + out["bpp_z"]
+        assert torch.allclose(out["loss"], out["rd_loss"] - (1 - weight) * rate)
+    assert torch.allclose(outs[0]["loss"], 0.045 * 255 ** 2 * outs[0]["mse"])
+    assert outs[0]["bpp_jpeg"] == pytest.approx(0.5)

@@ -18,7 +18,6 @@ parameters computed differently on another device) fails loudly instead of showi
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -160,11 +159,8 @@ class HyresCodec:
         if tuple(base.shape[-2:]) != (header.height, header.width):
             raise CorruptStreamError(f"HyRES file: JPEG base is {base.shape[-1]}x{base.shape[-2]}, "
                                      f"header says {header.width}x{header.height}")
-        hp, wp = self._padded(header.height, header.width)
-        shapes = self.residual.latent_shapes(hp, wp)
-        symbols = {"z": self.residual.config.N * shapes["hyper"][0] * shapes["hyper"][1],
-                   "y_anchor": math.prod(shapes["y"]) // 2, "y_non_anchor": math.prod(shapes["y"]) // 2}
-        latent = self.residual.decompress_latent({k: [_zero_tail(parts[k], symbols[k])] for k in STRINGS}, hp, wp)
+        latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS},
+                                                 *self._padded(header.height, header.width))
         if symbols_crc(latent["symbols"][0]) != header.latent_crc:
             raise LatentMismatchError("decoded latent symbols differ from the encoder's (latent CRC mismatch): the "
                                       "file was altered, or this device computes the entropy parameters differently "
@@ -203,14 +199,6 @@ class HyresCodec:
             refine = MultiScaleRefine(**cfg["refine"])
             refine.load_state_dict(_with_prefix(state, "refine."))
         return cls(residual, JpegSettings(**cfg["jpeg"]), refine, device)
-
-
-def _zero_tail(string: bytes, symbols: int) -> bytes:
-    """CompressAI's rANS decoder reads 32-bit words without bounds checks: at most one per decoded
-    symbol, plus a few per escape code. Zero bytes after the string (never read when the string is
-    intact) keep a damaged string's reads inside this buffer unless it is full of escape codes;
-    the latent CRC then reports the damage."""
-    return string + bytes(4 * symbols + 64)
 
 
 def _with_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

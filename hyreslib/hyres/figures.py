@@ -14,7 +14,7 @@ from ..metrics import bpp, psnr
 from ..plotting import image_grid, plot_curve, rd_axes, signed_map
 from .codec import JpegSettings
 
-TRAIN_KEYS = ("loss", "psnr", "bpp_y", "bpp_z")
+TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")
 
 
 def base_and_residual(images: Sequence[tuple[str, torch.Tensor]], qualities: Sequence[int],

@@ -19,6 +19,7 @@ pass, each over its own half of the latent. ``decompress`` returns the residual 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,7 +32,8 @@ from compressai.layers import CheckerboardMaskedConv2d, conv1x1
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from .entropy import NearestScaleGaussianConditional, scale_table
+from .entropy import NearestScaleGaussianConditional
+from .entropy import scale_table as make_scale_table
 from .transforms import analysis, hyper_analysis, hyper_synthesis, pad_multiple, synthesis
 
 QUANTIZERS = ("ste", "noise")
@@ -130,9 +132,9 @@ class ResidualCodec(CompressionModel):
         out = self.latent_codec(self.analyse(r))
         return {"r_hat": self.synthesise(out["y_hat"]), "y_hat": out["y_hat"], "likelihoods": out["likelihoods"]}
 
-    def update(self, scale_table_values=None, force: bool = False, update_quantiles: bool = False) -> bool:
+    def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
         """Build the coding tables (our finer scale table unless one is given)."""
-        table = scale_table_values if scale_table_values is not None else scale_table(self.config.scale_levels)
+        table = scale_table if scale_table is not None else make_scale_table(self.config.scale_levels)
         # The masked convolution zeroes its hidden taps in place on its first call; do it now so the
         # weights (and the fingerprint hashed from them) are final before anything is coded.
         ctx = self.checkerboard.context_prediction
@@ -199,9 +201,12 @@ class ResidualCodec(CompressionModel):
     def decompress_latent(self, strings: dict[str, list[bytes]], height: int, width: int) -> dict[str, Tensor]:
         """Decode ``{"y_hat", "symbols"}`` of a padded ``height`` x ``width`` residual."""
         shapes = self.latent_shapes(height, width)
-        side = self.latent_codec.hyper.decompress([strings["z"]], shapes["hyper"])["params"]
+        z_symbols = self.config.N * shapes["hyper"][0] * shapes["hyper"][1]
+        side = self.latent_codec.hyper.decompress([[_zero_tail(s, z_symbols) for s in strings["z"]]],
+                                                  shapes["hyper"])["params"]
         gc = self.checkerboard.y.gaussian_conditional
-        passes = (strings["y_anchor"], strings["y_non_anchor"])
+        half = math.prod(shapes["y"]) // 2
+        passes = [[_zero_tail(s, half) for s in strings[k]] for k in ("y_anchor", "y_non_anchor")]
 
         def decode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
             return gc.decompress(passes[i], indexes)  # symbol values (no means added)
@@ -215,6 +220,13 @@ class ResidualCodec(CompressionModel):
         out = self.decompress_latent(strings, height, width)
         with torch.no_grad():
             return {"r_hat": self.synthesise(out["y_hat"]), **out}
+
+
+def _zero_tail(string: bytes, symbols: int) -> bytes:
+    """CompressAI's rANS decoder reads 32-bit words without bounds checks: at most one per decoded
+    symbol, plus a few per escape code. Zero bytes after the string (never read when the string is
+    intact) keep a damaged string's reads inside this buffer unless it is full of escape codes."""
+    return string + bytes(4 * symbols + 64)
 
 
 def likelihood_bits(likelihoods: Tensor) -> Tensor:
