@@ -1,0 +1,52 @@
+"""End to end: every notebook of the pipeline, in order, through the runner, on the embedded images
+with tiny settings; results flow through manifests into the RD curves, the BD table and the
+comparison; re-rendering the RD notebook gives byte-identical figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from hyreslib import manifest
+from hyreslib.runner import discover, run_pipeline
+
+TINY = [
+    "00.max_images=2", "00.baseline_codecs=[jpeg, webp]", "00.baseline_qualities=[10, 40, 90]",
+    "00.jpeg_qualities=[5, 50]",
+    "01.steps=3", "01.width=4", "01.archs=[cnnp]", "01.levels=6", "01.crop=32", "01.batch=4", "01.val_images=1",
+    "01.val_crop=64", "01.eval_images=2", "01.near_steps=[5]", "01.baseline_codecs=[png]",
+    "02.steps=4", "02.N=16", "02.M=24", "02.crop=64", "02.batch=2", "02.val_images=1", "02.test_images=2",
+    "02.show_images=1", "02.base_qualities=[1]", "02.log_every=2", "02.workers=0",
+    "03.lambdas=[0.045, 0.016]", "03.steps=3", "03.crop=64", "03.batch=2", "03.val_images=1", "03.test_images=2",
+    "03.log_every=1", "03.workers=0",
+    "04.steps=2", "04.width=8", "04.crop=64", "04.batch=2", "04.val_images=1", "04.test_images=2", "04.workers=0",
+    "04.alpha=0",  # hermetic: no VGG download attempt
+]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_quick_pipeline_end_to_end(tmp_path):
+    empty = tmp_path / "no_data"  # forces the embedded default, as on a fresh offline machine
+    empty.mkdir()
+    results = run_pipeline("quick", overrides=[f"data_root={empty}", *TINY], runs_root=tmp_path / "runs")
+    run_dir = tmp_path / "runs" / "quick"
+    assert [r.name for r in results] == [p.stem for p in discover()]
+    assert set(manifest.available(run_dir)) == {p.stem for p in discover()}
+
+    phases = manifest.load(run_dir, "03_lambda_phases").metrics["phases"]
+    assert [p["lambda"] for p in phases] == [0.045, 0.016] and all(p["latents_exact"] for p in phases)
+    assert all(p["bytes_unchanged"] for p in manifest.load(run_dir, "04_refinement").metrics["phases"])
+
+    rd = manifest.load(run_dir, "05_rd_curves")
+    assert {"jpeg", "webp", "HyRES", "HyRES + refine", "JPEG base"} <= set(rd.metrics["curves"])
+    rows = {(r["codec"], r["anchor"]): r for r in rd.metrics["bd_table"]}
+    assert rows[("webp", "jpeg")]["bd_rate_pct"] < 0  # WebP beats JPEG on any photo set
+    rendered = {name: rd.artifact(name).read_bytes() for name in rd.record["artifacts"]
+                if name.endswith((".png", ".svg", ".md", ".csv"))}
+    assert "fig05_rd_psnr_msssim.svg" in rendered and "bd_table.md" in rendered
+    assert manifest.load(run_dir, "06_compare_reconstructions").artifact("compare_wipe.png").stat().st_size > 0
+
+    run_pipeline("quick", only=["05"], overrides=[f"data_root={empty}"], runs_root=tmp_path / "runs")
+    again = manifest.load(run_dir, "05_rd_curves")
+    for name, content in rendered.items():
+        assert again.artifact(name).read_bytes() == content, f"{name} differs when rendered again"
