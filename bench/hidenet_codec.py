@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/hidenet_codec.py [--checkpoint CKPT | fixed predictor] [--mode lossless]
                                             [--images 24] [--levels L] [--repeat 1] [--threads 2]
+                                            [--data-root DIR]
 
 Times cover the whole codec on 8-bit RGB arrays (prediction, quantisation, rANS, container;
 decode includes the checksum), best of ``--repeat`` after one warm-up image. PNG is Pillow's
@@ -20,12 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib import data  # noqa: E402
-from hyreslib.hidenet import codec  # noqa: E402
-from hyreslib.hidenet.evaluate import timings  # noqa: E402
-from hyreslib.hidenet.predictors import FixedPredictor  # noqa: E402
-from hyreslib.hidenet.training import load_predictor  # noqa: E402
-from hyreslib.images import to_uint8  # noqa: E402
+from hyreslib import data
+from hyreslib.hidenet import codec
+from hyreslib.hidenet.evaluate import timings
+from hyreslib.hidenet.predictors import FixedPredictor
+from hyreslib.hidenet.training import load_predictor
+from hyreslib.images import to_uint8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", type=int, default=None)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data-root", default=None, help="data folder (default: $HYRES_DATA, else the project's data/)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     pred = load_predictor(args.checkpoint) if args.checkpoint else FixedPredictor()
     levels = args.levels or pred.levels or codec.DEFAULT_LEVELS
-    images = data.test_set().subset(args.images or None)
+    images = data.test_set(root=args.data_root).subset(args.images or None)
     print(f"{images.describe()}; predictor {pred.kind}, {args.mode}, {levels} levels, "
           f"{torch.get_num_threads()} threads")
     codec.encode(to_uint8(images[0][1])[:64, :64], pred, args.mode, levels=min(levels, 6))   # warm-up

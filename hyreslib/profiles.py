@@ -16,7 +16,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "00_data_and_jpeg": {"dataset": "auto", "max_images": 0,
                              "baseline_codecs": ["jpeg", "jpeg444", "webp", "avif", "jxl"],
                              "baseline_qualities": [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]},
-        "01_pixel_splitting": {"levels": 8, "archs": ["cnnp", "unet"], "width": 48, "shared": True,
+        "01_pixel_splitting": {"threads": 0, "levels": 8, "archs": ["cnnp", "unet"], "width": 48, "shared": True,
                                "steps": 20000, "crop": 128, "batch": 32, "lr": 2e-3, "val_images": 0,
                                "val_crop": 256, "eval_images": 0, "near_steps": [3, 5, 7, 9, 13, 17, 25]},
         "02_residual_training": {"threads": 0, "N": 128, "M": 192, "depth": 4, "scale_levels": 128,

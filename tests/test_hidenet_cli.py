@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from test_hidenet_predictors import perturbed
 
 from hyreslib.cli import main
 from hyreslib.data import embedded
 from hyreslib.hidenet.predictors import CNNP
 from hyreslib.hidenet.training import save_predictor
 from hyreslib.images import save_image
-
-from test_hidenet_predictors import perturbed
 
 
 def _image(tmp_path):

@@ -8,14 +8,13 @@ import zlib
 
 import numpy as np
 import pytest
+from test_hidenet_predictors import perturbed
 
 from hyreslib.container import CorruptStreamError
 from hyreslib.data import embedded
 from hyreslib.hidenet import codec
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor, UNetLikeLite
 from hyreslib.images import to_uint8
-
-from test_hidenet_predictors import perturbed
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,17 @@ import torch
 from hyreslib.data import embedded
 from hyreslib.engine import TrainConfig, train
 from hyreslib.hidenet import entropy
-from hyreslib.hidenet.predictors import CNNP, FixedPredictor, UNetLikeLite, build_predictor, half_sample_cubic
-from hyreslib.hidenet.training import (TrainSetup, level_pairs, load_predictor, rate_step, save_predictor,
-                                       to_pixels, train_predictor)
 from hyreslib.hidenet.codec import predictor_fingerprint
+from hyreslib.hidenet.predictors import CNNP, FixedPredictor, UNetLikeLite, build_predictor, half_sample_cubic
+from hyreslib.hidenet.training import (
+    TrainSetup,
+    level_pairs,
+    load_predictor,
+    rate_step,
+    save_predictor,
+    to_pixels,
+    train_predictor,
+)
 
 
 def perturbed(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:

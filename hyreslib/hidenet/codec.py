@@ -37,6 +37,7 @@ import torch
 
 from ..checkpoint import fingerprint
 from ..container import CorruptStreamError, pack, unpack
+from ..images import to_uint8
 from . import entropy
 from .predictors import FixedPredictor, Predictor, from_coding_order, to_coding_order
 from .split import level_shapes, merge_once, orient, split, split_axis
@@ -106,8 +107,6 @@ def image_checksum(rgb: np.ndarray) -> int:
 def _as_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """(H, W, 3) uint8 from an array, or from a (3, H, W) float tensor in [0, 1]."""
     if isinstance(image, torch.Tensor):
-        from ..images import to_uint8
-
         return to_uint8(image)
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
@@ -192,6 +191,22 @@ def _quantize(error: torch.Tensor, step: int) -> torch.Tensor:
     return torch.sign(error) * torch.div(error.abs() + (step - 1) // 2, step, rounding_mode="floor")
 
 
+def _recorder(truth: torch.Tensor, step: int, enc: entropy.StreamEncoder) -> ResidualSource:
+    """Encoder side: quantise the true residual of each channel and add it to the stream."""
+
+    def record(c: int, pred: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        k = _quantize(truth[:, c:c + 1] - pred, step)
+        enc.add(k.long().numpy(), index.numpy())
+        return k
+
+    return record
+
+
+def _reader(dec: entropy.StreamDecoder) -> ResidualSource:
+    """Decoder side: read each channel's residual indexes from the stream."""
+    return lambda c, pred, index: torch.from_numpy(dec.take(index.numpy())).float()
+
+
 def _check_predictor(predictor: Predictor, levels: int) -> None:
     if predictor.levels is not None and levels > predictor.levels:
         raise ValueError(f"the predictor was built for at most {predictor.levels} levels, {levels} requested")
@@ -222,16 +237,10 @@ def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "
     chunks, decoded = [encode_base(pyr.base)], pyr.base
     for level in range(levels - 1, -1, -1):
         enc = entropy.StreamEncoder()
-        truth = orient(pyr.odds[level], level)
-
-        def record(c: int, pred: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-            k = _quantize(truth[:, c:c + 1] - pred, q)
-            enc.add(k.long().numpy(), index.numpy())
-            return k
-
-        odd = _code_level(predictor, decoded, level, shapes[level][1], q, None if mode == "generative" else record)
+        source = None if mode == "generative" else _recorder(orient(pyr.odds[level], level), q, enc)
+        odd = _code_level(predictor, decoded, level, shapes[level][1], q, source)
         decoded = merge_once(decoded, odd, split_axis(level))
-        if mode != "generative":
+        if source is not None:
             chunks.append(enc.finish())
     header = Header(rgb.shape[0], rgb.shape[1], levels, mode, q, isinstance(predictor, FixedPredictor),
                     predictor_fingerprint(predictor), image_checksum(_to_rgb(decoded)))
@@ -296,8 +305,7 @@ def decode(data: bytes, predictor: Predictor | None = None, levels: int | None =
         odd_shape = shapes[level][1]
         source = None
         if i < levels and header.mode != "generative":
-            dec = entropy.StreamDecoder(chunks[1 + i], 3 * odd_shape[0] * odd_shape[1])
-            source = lambda c, pred, index, dec=dec: torch.from_numpy(dec.take(index.numpy())).float()  # noqa: E731
+            source = _reader(entropy.StreamDecoder(chunks[1 + i], 3 * odd_shape[0] * odd_shape[1]))
         x = merge_once(x, _code_level(predictor, x, level, odd_shape, header.step, source), split_axis(level))
     rgb = _to_rgb(x)
     verified = levels == total and image_checksum(rgb) == header.checksum

@@ -73,7 +73,7 @@ def cdf_table() -> CdfTable:
     """All (scale, offset) entries; built once per process (about 0.1 s)."""
     cdfs, lengths, offsets = [], [], []
     for s in scale_values():
-        support = min(MAX_SUPPORT, int(math.ceil(s * math.log(1.0 / TAIL_MASS))) + 1)
+        support = min(MAX_SUPPORT, math.ceil(s * math.log(1.0 / TAIL_MASS)) + 1)
         k = torch.arange(-support, support + 1, dtype=torch.float64)
         for o in range(N_OFFSETS):
             loc = torch.tensor((o + 0.5) / N_OFFSETS - 0.5, dtype=torch.float64)

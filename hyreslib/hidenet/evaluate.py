@@ -95,10 +95,6 @@ def prediction_quality(predictor: Predictor, images: Images, levels: int, crop: 
     return out
 
 
-def _as_uint8(img: torch.Tensor) -> np.ndarray:
-    return to_uint8(img)
-
-
 def lossless_table(images: Images, predictors: dict[str, Predictor], levels: int,
                    baselines: Sequence[str] = LOSSLESS_BASELINES) -> list[dict]:
     """One row per image: bits per sub-pixel of each hideNet predictor and each baseline file.
@@ -106,19 +102,19 @@ def lossless_table(images: Images, predictors: dict[str, Predictor], levels: int
     Raises if any hideNet file does not decode bit-exactly."""
     rows = []
     for name, img in images:
-        rgb = _as_uint8(img)
+        rgb = to_uint8(img)
         row: dict = {"image": name, "height": rgb.shape[0], "width": rgb.shape[1]}
         for label, pred in predictors.items():
             data = codec.encode(rgb, pred, "lossless", levels=levels)
             if not np.array_equal(codec.decode(data, pred).image, rgb):
                 raise RuntimeError(f"hideNet-{label} lossless round trip failed on {name}")
-            row[f"hidenet-{label}"] = 8 * len(data) / rgb.size
+            row[f"hidenet-{label}"] = metrics.bpp(len(data), *rgb.shape[:2]) / 3
         for base in baselines:
             c = get_codec(base)
             data = c.encode(rgb, None)
             if not np.array_equal(c.decode(data), rgb):
                 raise RuntimeError(f"{base} is not lossless on {name}")
-            row[base] = 8 * len(data) / rgb.size
+            row[base] = metrics.bpp(len(data), *rgb.shape[:2]) / 3
         rows.append(row)
     return rows
 
@@ -141,7 +137,7 @@ def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[in
     step and (optionally) generative mode, all from decoded files (lossless: :func:`lossless_table`)."""
     rows = []
     for name, img in images:
-        rgb = _as_uint8(img)
+        rgb = to_uint8(img)
         settings = [("near-lossless", q) for q in steps] + ([("generative", 0)] if generative else [])
         for mode, q in settings:
             data = codec.encode(rgb, predictor, mode, q if mode == "near-lossless" else None, levels=levels)
@@ -198,7 +194,7 @@ def timings(images: Images, predictor: Predictor, levels: int, mode: str = "loss
     png = get_codec("png")
     rows = []
     for name, img in images:
-        rgb = _as_uint8(img)
+        rgb = to_uint8(img)
         best = {"enc": math.inf, "dec": math.inf, "png_enc": math.inf, "png_dec": math.inf}
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -213,5 +209,5 @@ def timings(images: Images, predictor: Predictor, levels: int, mode: str = "loss
             for key, dt in (("enc", t1 - t0), ("dec", t2 - t1), ("png_enc", t3 - t2), ("png_dec", t4 - t3)):
                 best[key] = min(best[key], dt)
         rows.append({"image": name, "encode_s": best["enc"], "decode_s": best["dec"], "png_encode_s": best["png_enc"],
-                     "png_decode_s": best["png_dec"], "bpsp": 8 * len(data) / rgb.size})
+                     "png_decode_s": best["png_dec"], "bpsp": metrics.bpp(len(data), *rgb.shape[:2]) / 3})
     return rows

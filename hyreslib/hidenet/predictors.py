@@ -3,8 +3,10 @@
 Conventions shared by the codec and training:
 
 * Pixels are in the integer domain 0..255 (float tensors holding integers), channels in *coding
-  order* G, R, B (:func:`to_coding_order`): green is predicted first, red and blue may then use
-  the already known green residual (inter-colour prediction).
+  order* G, R, B (:func:`to_coding_order`): green is predicted first, red and blue then use the
+  already decoded residuals of the earlier channels (inter-colour prediction). This takes the
+  place of a reversible colour transform such as YCoCg-R: it removes the same correlation, and
+  unlike a transform it keeps near-lossless errors bounded per RGB sub-pixel.
 * Tensors are *oriented* (:func:`hyreslib.hidenet.split.orient`): the split axis is the last one,
   so the odd pixel ``j`` lies between even pixels ``j`` and ``j + 1``. One network serves row and
   column levels; a learned level embedding tells it which level (hence direction) it is on.
@@ -21,6 +23,7 @@ initialisation), so they start from a sensible codec and a short CPU budget alre
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,8 +228,7 @@ class LearnedPredictor(Predictor):
         known = _pad_to((prev - ctx.interp[:, :c]) / RESIDUAL_NORM, w_even)
         out = _crop(self.heads[self._slot(ctx.level)][c](ctx.features, known), ctx.odd_width)
         mean = (base_mean + RESIDUAL_NORM * out[:, :1]).clamp(0, 255)
-        log_scale = (torch.log(base_scale) + out[:, 1:]).clamp(torch.log(torch.tensor(SCALE_MIN)).item(),
-                                                               torch.log(torch.tensor(SCALE_MAX)).item())
+        log_scale = (torch.log(base_scale) + out[:, 1:]).clamp(math.log(SCALE_MIN), math.log(SCALE_MAX))
         return mean, log_scale.exp()
 
 
