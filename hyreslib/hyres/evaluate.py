@@ -26,16 +26,16 @@ from .codec import HyresCodec, JpegSettings
 
 
 def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = None, estimate: bool = True,
-                   save_as: Path | None = None) -> dict[str, float]:
-    """Metrics of one image; with ``save_as``, also writes the file ``<save_as>.hyr``."""
+                   save_to: Path | None = None) -> dict[str, float]:
+    """Metrics of one image; with ``save_to``, also writes the ``.hyr`` file there."""
     h, w = x.shape[-2:]
     t0 = time.perf_counter()
     enc = codec.encode_detailed(x, quality)
     t1 = time.perf_counter()
     dec = codec.decode_detailed(enc.data)
     t2 = time.perf_counter()
-    if save_as is not None:
-        atomic_write_bytes(save_as.with_suffix(".hyr"), enc.data)
+    if save_to is not None:
+        atomic_write_bytes(save_to, enc.data)
     size = bitstream.breakdown(enc.data)
     real = {"y": 8 * (size["y_anchor"] + size["y_non_anchor"]), "z": 8 * size["z"]}
     row = {"width": w, "height": h, "bytes": len(enc.data), "bpp": bpp(len(enc.data), h, w),
@@ -57,8 +57,8 @@ def evaluate(codec: HyresCodec, images: ImageSet, quality: int | None = None, es
     to ``out_dir`` when given."""
     rows = []
     for name, x in tqdm(images, desc="encode/decode", disable=not progress, leave=False):
-        save_as = Path(out_dir) / name if out_dir is not None else None
-        rows.append({"name": name, **evaluate_image(codec, x, quality, estimate, save_as)})
+        save_to = Path(out_dir) / f"{name}.hyr" if out_dir is not None else None
+        rows.append({"name": name, **evaluate_image(codec, x, quality, estimate, save_to)})
     return rows
 
 

@@ -13,6 +13,7 @@ from .. import jpeg as jpeg_io
 from ..metrics import bpp, psnr
 from ..plotting import image_grid, plot_curve, rd_axes, signed_map
 from .codec import JpegSettings
+from .train import center_crop
 
 TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")
 
@@ -55,21 +56,15 @@ def live_training_plot(keys: Sequence[str] = TRAIN_KEYS) -> Callable:
     return on_log
 
 
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    c = min(size, h, w)
-    top, left = (h - c) // 2, (w - c) // 2
-    return x[..., top:top + c, left:left + c]
-
-
 def reconstructions(items: Sequence[dict], crop: int = 192) -> plt.Figure:
     """Centre crops of original, JPEG base and decoded image per item (dicts with ``name``, ``x``,
     ``base``, ``decoded`` and the row's ``bpp``, ``bpp_jpeg``, ``psnr``, ``psnr_jpeg``)."""
     shown = {}
     for it in items:
-        shown[f"{it['name']} original"] = center_crop(it["x"], crop)
-        shown[f"{it['name']} JPEG base: {it['bpp_jpeg']:.3f} bpp, {it['psnr_jpeg']:.2f} dB"] = center_crop(it["base"], crop)
-        shown[f"{it['name']} HyRES: {it['bpp']:.3f} bpp, {it['psnr']:.2f} dB"] = center_crop(it["decoded"], crop)
+        c = min(crop, *it["x"].shape[-2:])
+        shown[f"{it['name']} original"] = center_crop(it["x"], c)
+        shown[f"{it['name']} JPEG base: {it['bpp_jpeg']:.3f} bpp, {it['psnr_jpeg']:.2f} dB"] = center_crop(it["base"], c)
+        shown[f"{it['name']} HyRES: {it['bpp']:.3f} bpp, {it['psnr']:.2f} dB"] = center_crop(it["decoded"], c)
     return image_grid(shown, cols=3, size=3.0)
 
 
