@@ -13,8 +13,10 @@ Data flow (``r = x - jpeg(x)``, a signed residual)::
 
 In training the rate at every position is the likelihood under the parameters of the pass that
 codes that position (CompressAI's two-pass forward builds one parameter tensor from the anchor
-pass at anchor positions and the non-anchor pass elsewhere); ``compress`` writes one string per
-pass, each over its own half of the latent. ``decompress`` returns the residual unclamped.
+pass at anchor positions and the non-anchor pass elsewhere). ``compress`` runs the same two
+passes explicitly (byte-identical to CompressAI's ``CheckerboardLatentCodec.compress``) and writes
+one string per pass, each over its own half of the latent; it also returns the integer symbols,
+which the file format checksums. ``decompress`` returns the residual unclamped.
 """
 
 from __future__ import annotations
@@ -158,9 +160,10 @@ class ResidualCodec(CompressionModel):
         y_hat_halves = side.new_zeros((2, n, self.config.M, h, half_w))
         symbols = []
         for i in range(2):
-            ctx = cb.unembed(cb.context_prediction(cb.embed(y_hat_halves)))[i]
             if i == 0:
-                ctx = torch.zeros_like(ctx)
+                ctx = torch.zeros_like(side_halves[0])  # the context has 2M channels, like the side params
+            else:
+                ctx = cb.unembed(cb.context_prediction(cb.embed(y_hat_halves)))[1]
             scales, means = cb.y._chunk(cb.entropy_parameters(cb.merge(ctx, side_halves[i])))
             sym = code_pass(i, gc.build_indexes(scales), means).int()
             y_hat_halves[i] = gc.dequantize(sym, means)
