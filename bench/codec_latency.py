@@ -140,12 +140,13 @@ def main(argv: list[str] | None = None) -> int:
             bench_zoo("bmshj2018-hyperprior q3", bmshj2018_hyperprior, x, device, args),
             bench_zoo("mbt2018 q3 (autoregressive)", mbt2018, x, device, args)]
     ref = rows[0]
-    print(f"{'model':30s} {'params':>10s} {'enc s':>8s} {'dec s':>8s} {'enc/HyRES':>10s} {'dec/HyRES':>10s} {'bytes':>8s}")
+    header = ("params", "enc s", "dec s", "enc/HyRES", "dec/HyRES", "bytes")
+    print(f"{'model':30s} " + " ".join(f"{h:>10s}" for h in header))
     for r in rows:
         r["encode_ratio"] = r["encode_s"] / ref["encode_s"]
         r["decode_ratio"] = r["decode_s"] / ref["decode_s"]
-        print(f"{r['model']:30s} {r['params']:10d} {r['encode_s']:8.3f} {r['decode_s']:8.3f} "
-              f"{r['encode_ratio']:10.2f} {r['decode_ratio']:10.2f} {r['bytes']:8d}")
+        print(f"{r['model']:30s} {r['params']:10d} {r['encode_s']:10.3f} {r['decode_s']:10.3f} "
+              f"{r['encode_ratio']:10.2f} {r['decode_ratio']:10.2f} {r['bytes']:10d}")
     for r in rows:
         print(f"  {r['model']}: {r['note']}")
     if args.json:

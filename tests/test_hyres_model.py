@@ -190,7 +190,8 @@ def test_coder_matches_compressai_checkerboard_codec(model):
     ours = model.compress_latent(y)
     ref = model.latent_codec.compress(y)
     anchor, non_anchor, z = ref["strings"]
-    assert (ours["strings"]["y_anchor"], ours["strings"]["y_non_anchor"], ours["strings"]["z"]) == (anchor, non_anchor, z)
+    strings = ours["strings"]
+    assert (strings["y_anchor"], strings["y_non_anchor"], strings["z"]) == (anchor, non_anchor, z)
     assert torch.equal(ours["y_hat"], ref["y_hat"])
     back = model.decompress_latent(ours["strings"], 64, 64)
     assert torch.equal(back["y_hat"], ours["y_hat"]) and torch.equal(back["symbols"], ours["symbols"])

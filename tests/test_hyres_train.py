@@ -37,8 +37,8 @@ def test_short_training_lowers_the_loss_and_yields_a_coder():
     val_fn = make_val(data.embedded("validation"), 0.045, 64, JpegSettings(quality=1))
     model = ResidualCodec(CFG)
     before = val_fn(model.eval())["loss"]
-    hist = engine.train(model, make_step(0.045, rate_warmup=5), loader, engine.TrainConfig(steps=25, lr=3e-3, log_every=5),
-                        val_fn=val_fn, progress=False)
+    cfg = engine.TrainConfig(steps=25, lr=3e-3, log_every=5)
+    hist = engine.train(model, make_step(0.045, rate_warmup=5), loader, cfg, val_fn=val_fn, progress=False)
     assert {"loss", "bpp_y", "bpp_z", "bpp_jpeg", "psnr", "aux"} <= set(hist.rows[-1])
     assert hist.best_val < before
     model.load_state_dict(hist.best_state)

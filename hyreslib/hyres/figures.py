@@ -62,9 +62,10 @@ def reconstructions(items: Sequence[dict], crop: int = 192) -> plt.Figure:
     shown = {}
     for it in items:
         c = min(crop, *it["x"].shape[-2:])
-        shown[f"{it['name']} original"] = center_crop(it["x"], c)
-        shown[f"{it['name']} JPEG base: {it['bpp_jpeg']:.3f} bpp, {it['psnr_jpeg']:.2f} dB"] = center_crop(it["base"], c)
-        shown[f"{it['name']} HyRES: {it['bpp']:.3f} bpp, {it['psnr']:.2f} dB"] = center_crop(it["decoded"], c)
+        name = it["name"]
+        shown[f"{name} original"] = center_crop(it["x"], c)
+        shown[f"{name} JPEG base: {it['bpp_jpeg']:.3f} bpp, {it['psnr_jpeg']:.2f} dB"] = center_crop(it["base"], c)
+        shown[f"{name} HyRES: {it['bpp']:.3f} bpp, {it['psnr']:.2f} dB"] = center_crop(it["decoded"], c)
     return image_grid(shown, cols=3, size=3.0)
 
 
