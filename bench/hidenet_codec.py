@@ -1,11 +1,12 @@
 """Encode/decode time of the hideNet codec per Kodak image, beside PNG measured in the same run.
 
     .venv/bin/python bench/hidenet_codec.py [--checkpoint CKPT | fixed predictor] [--mode lossless]
-                                            [--images 24] [--levels L] [--repeat 1] [--threads 2]
-                                            [--data-root DIR]
+                                            [--images 24] [--levels L] [--repeat 1] [--data-root DIR]
 
 Times cover the whole codec on 8-bit RGB arrays (prediction, quantisation, rANS, container;
-decode includes the checksum), best of ``--repeat`` after one warm-up image. PNG is Pillow's
+decode includes the checksum), best of ``--repeat`` after one warm-up image. The codec always
+runs its predictor on one CPU thread (bit-identical predictions on both sides, see
+``hyreslib.hidenet.codec``), so there is no thread option. PNG is Pillow's
 default level-6 encoder/decoder from :mod:`hyreslib.baselines`. Uses Kodak when present, else
 the embedded test images.
 """
@@ -16,8 +17,6 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,15 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=0, help="first N images (0: all)")
     p.add_argument("--levels", type=int, default=None)
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-root", default=None, help="data folder (default: $HYRES_DATA, else the project's data/)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     pred = load_predictor(args.checkpoint) if args.checkpoint else FixedPredictor()
     levels = args.levels or pred.levels or codec.DEFAULT_LEVELS
     images = data.test_set(root=args.data_root).subset(args.images or None)
-    print(f"{images.describe()}; predictor {pred.kind}, {args.mode}, {levels} levels, "
-          f"{torch.get_num_threads()} threads")
+    print(f"{images.describe()}; predictor {pred.kind}, {args.mode}, {levels} levels")
     codec.encode(to_uint8(images[0][1])[:64, :64], pred, args.mode, levels=min(levels, 6))   # warm-up
     rows = timings(images, pred, levels, args.mode, args.repeat)
     print(f"{'image':12s} {'bpsp':>6s} {'enc s':>7s} {'dec s':>7s} {'PNG enc':>8s} {'PNG dec':>8s} "

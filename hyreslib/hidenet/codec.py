@@ -20,16 +20,19 @@ The encoder runs the very same function as the decoder (:func:`_code_level`), on
 residual source that quantises the true pixels instead of reading the stream, so both sides see
 identical predictions. q = 1 is lossless; q = 2d + 1 bounds every sub-pixel error by d
 (JPEG-LS style); generative mode stores no residuals (the reference's behaviour).
-Predictors always run on the CPU in float32: their outputs must be bit-identical on both sides,
-and the stored image checksum turns any mismatch (e.g. another machine's float rounding) into a
-clear error instead of a silently wrong picture.
+Predictors always run on the CPU in float32 with ONE intra-op thread: their outputs must be
+bit-identical on both sides, and convolutions round differently with another thread count (this
+was measured: a file encoded with 2 threads failed to decode with 1). The stored image checksum
+turns any remaining mismatch (e.g. another CPU's or torch build's float rounding) into a clear
+error instead of a silently wrong picture.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,6 +210,17 @@ def _reader(dec: entropy.StreamDecoder) -> ResidualSource:
     return lambda c, pred, index: torch.from_numpy(dec.take(index.numpy())).float()
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the predictor single-threaded (see the module docstring), restoring the caller's setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _check_predictor(predictor: Predictor, levels: int) -> None:
     if predictor.levels is not None and levels > predictor.levels:
         raise ValueError(f"the predictor was built for at most {predictor.levels} levels, {levels} requested")
@@ -231,6 +245,11 @@ def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "
         raise ValueError(f"images may have at most {MAX_SIDE} pixels a side and {MAX_PIXELS} in all, "
                          f"got {rgb.shape[1]}x{rgb.shape[0]}")
     predictor = predictor.cpu().float().eval()
+    with _one_thread():
+        return _encode(rgb, predictor, mode, q, levels)
+
+
+def _encode(rgb: np.ndarray, predictor: Predictor, mode: str, q: int, levels: int) -> bytes:
     x = _to_pixels(rgb)
     pyr = split(x, levels)
     shapes = level_shapes(rgb.shape[0], rgb.shape[1], levels)
@@ -297,6 +316,18 @@ def decode(data: bytes, predictor: Predictor | None = None, levels: int | None =
     levels = total if levels is None else levels
     if not 0 <= levels <= total:
         raise ValueError(f"levels must be in 0..{total}, got {levels}")
+    with _one_thread():
+        rgb = _decode_levels(header, chunks, predictor, levels, fill)
+    verified = levels == total and image_checksum(rgb) == header.checksum
+    if levels == total and not verified:
+        raise CorruptStreamError("hideNet stream decoded to an image that fails its checksum (damaged stream, "
+                                 "or a predictor whose float results differ from the encoder's)")
+    return Decoded(rgb, header, levels, (total - levels) if fill else 0, verified)
+
+
+def _decode_levels(header: Header, chunks: list[bytes], predictor: Predictor, levels: int, fill: bool) -> np.ndarray:
+    """Base, then the ``levels`` coarsest levels with their residuals, then (``fill``) prediction only."""
+    total = header.levels
     shapes = level_shapes(header.height, header.width, total)
     base_shape = shapes[-1][0] if total else (header.height, header.width)
     x = decode_base(chunks[0], *base_shape)
@@ -307,9 +338,4 @@ def decode(data: bytes, predictor: Predictor | None = None, levels: int | None =
         if i < levels and header.mode != "generative":
             source = _reader(entropy.StreamDecoder(chunks[1 + i], 3 * odd_shape[0] * odd_shape[1]))
         x = merge_once(x, _code_level(predictor, x, level, odd_shape, header.step, source), split_axis(level))
-    rgb = _to_rgb(x)
-    verified = levels == total and image_checksum(rgb) == header.checksum
-    if levels == total and not verified:
-        raise CorruptStreamError("hideNet stream decoded to an image that fails its checksum (damaged stream, "
-                                 "or a predictor whose float results differ from the encoder's)")
-    return Decoded(rgb, header, levels, (total - levels) if fill else 0, verified)
+    return _to_rgb(x)
