@@ -43,6 +43,7 @@ class Budget:
     batch: int = 8
     lr: float = 1e-3
     quantizer: str = "ste"
+    rate_warmup: float = 0.0   # fraction of the steps over which the rate's weight ramps 0 -> 1 (from scratch)
     workers: int = 1
     val_every: int = 0
     log_every: int = 25
@@ -68,7 +69,8 @@ def train_residual(model: ResidualCodec, lmbda: float, settings: JpegSettings, t
     loader = crop_loader(train_images, budget.crop, budget.batch, seed=budget.seed, workers=budget.workers,
                          transform=JpegBase(settings))
     val_fn = make_val(val_images, lmbda, VAL_CROP, settings, budget.device)
-    hist = engine.train(model, make_step(lmbda), loader, budget.config(), val_fn=val_fn, log_csv=log_csv,
+    step = make_step(lmbda, int(budget.rate_warmup * budget.steps))
+    hist = engine.train(model, step, loader, budget.config(), val_fn=val_fn, log_csv=log_csv,
                         on_log=on_log, desc=desc, checkpoint_path=state_path, resume=state_path is not None)
     model.load_state_dict(hist.best_state)
     return HyresCodec(finalize(model.cpu()), settings, device=budget.device), hist
