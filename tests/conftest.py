@@ -4,6 +4,8 @@ and give tests a `kodak` fixture that skips when the Kodak suite is absent."""
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,13 @@ def cuda():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     return torch.device("cuda")
+
+
+@pytest.fixture
+def torchrun():
+    """The command prefix of a 2-process torchrun on a free local port (gloo on CPU)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+            "--master_addr", "127.0.0.1", "--master_port", str(port)]

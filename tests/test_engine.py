@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -107,18 +106,10 @@ def test_resume_after_sigkill_continues_exactly(tmp_path):
         torch.testing.assert_close(final["model"][k], v, rtol=1e-5, atol=1e-6)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+def test_ddp_two_gloo_processes_match_one_process(tmp_path, torchrun):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     subprocess.run([sys.executable, str(JOB), str(single), "15", "8"], env=ENV, check=True, timeout=120)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     subprocess.run([*torchrun, str(JOB), str(ddp), "15", "8"], env=ENV, check=True, timeout=300)
     r0, r1 = (torch.load(ddp / f"final_rank{r}.pt")["model"] for r in (0, 1))
     ref = torch.load(single / "final_rank0.pt")["model"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,14 +15,8 @@ TINY = ["--steps", "2", "--batch", "2", "--crop", "64", "--N", "16", "--M", "24"
         "--val-every", "0"]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_phase_chain_single_then_two_processes(tmp_path):
+def test_phase_chain_single_then_two_processes(tmp_path, torchrun):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     empty = tmp_path / "no_data"
     empty.mkdir()
@@ -31,8 +24,7 @@ def test_phase_chain_single_then_two_processes(tmp_path):
     subprocess.run([sys.executable, "-m", "hyreslib.hyres.train_cli", "--lmbda", "0.045", *TINY,
                     "--data-root", str(empty), "--out", str(p1)], env=env, check=True, timeout=300)
     p2 = tmp_path / "p2.ckpt"
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                    "127.0.0.1", "--master_port", str(_port()), "-m", "hyreslib.hyres.train_cli", "--lmbda", "0.032",
+    subprocess.run([*torchrun, "-m", "hyreslib.hyres.train_cli", "--lmbda", "0.032",
                     "--init", str(p1), *TINY, "--data-root", str(empty), "--out", str(p2)],
                    env=env, check=True, timeout=300)
     first, second = HyresCodec.load(p1), HyresCodec.load(p2)
