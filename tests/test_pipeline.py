@@ -38,7 +38,8 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert all(p["bytes_unchanged"] for p in manifest.load(run_dir, "04_refinement").metrics["phases"])
 
     rd = manifest.load(run_dir, "05_rd_curves")
-    assert {"jpeg", "webp", "HyRES", "HyRES + refine", "JPEG base"} <= set(rd.metrics["curves"])
+    assert {"jpeg", "webp", "HyRES", "HyRES + refine", "JPEG base", "hideNet near-lossless",
+            "hideNet generative"} <= set(rd.metrics["curves"])
     rows = {(r["codec"], r["anchor"]): r for r in rd.metrics["bd_table"]}
     assert rows[("webp", "jpeg")]["bd_rate_pct"] < 0  # WebP beats JPEG on any photo set
     rendered = {name: rd.artifact(name).read_bytes() for name in rd.record["artifacts"]

@@ -132,9 +132,10 @@ def _quality(rgb: np.ndarray, rec: np.ndarray) -> dict[str, float]:
 
 
 def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[int], levels: int,
-                        generative: bool = True) -> list[dict]:
+                        generative: bool = True, decoded: list | None = None) -> list[dict]:
     """Rows (image, mode, step, bound, bytes, bpp, psnr, ms_ssim, max_err) for each near-lossless
-    step and (optionally) generative mode, all from decoded files (lossless: :func:`lossless_table`)."""
+    step and (optionally) generative mode, all from decoded files (lossless: :func:`lossless_table`).
+    With a ``decoded`` list, each (row, decoded image tensor) pair is appended to it as well."""
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
@@ -144,6 +145,8 @@ def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[in
             rec = codec.decode(data, predictor).image
             rows.append({"image": name, "mode": mode, "step": q, "bound": (q - 1) // 2 if q else None,
                          "bytes": len(data), "bpp": metrics.bpp(len(data), *rgb.shape[:2]), **_quality(rgb, rec)})
+            if decoded is not None:
+                decoded.append((rows[-1], from_uint8(rec)))
     return rows
 
 
