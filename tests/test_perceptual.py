@@ -33,7 +33,7 @@ def test_weights_from_torchvisions_mechanism_give_a_frozen_loss(monkeypatch):
     loss = perceptual.PerceptualLoss(features).train()
     assert not features.training and not any(p.requires_grad for p in features.parameters())
     x = torch.rand(1, 3, 32, 32, requires_grad=True)
-    assert float(loss(x, x.detach())) == 0.0
+    assert float(loss(x, x.detach()).detach()) == 0.0
     value = loss(x, torch.rand(1, 3, 32, 32))
     value.backward()
     assert value > 0 and x.grad is not None and x.grad.abs().sum() > 0
