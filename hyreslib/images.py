@@ -76,6 +76,15 @@ def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0, 1).mul(255.0).round().div(255.0)
 
 
+def center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The central ``size`` x ``size`` window (the whole extent along a shorter side; None: ``x``)."""
+    if not size:
+        return x
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return x[..., top:top + size, left:left + size]
+
+
 def to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(to_uint8(x), "RGB")
 

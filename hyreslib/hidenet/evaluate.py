@@ -22,7 +22,7 @@ from pytorch_msssim import ssim
 
 from .. import metrics
 from ..baselines import get_codec
-from ..images import from_uint8, to_uint8
+from ..images import center_crop, from_uint8, to_uint8
 from . import codec
 from .entropy import laplace_bits
 from .predictors import Predictor
@@ -30,14 +30,6 @@ from .training import level_pairs, to_pixels
 
 LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless")
 Images = Iterable[tuple[str, torch.Tensor]]
-
-
-def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    if not size:
-        return x
-    h, w = x.shape[-2:]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return x[..., top:top + size, left:left + size]
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -71,7 +63,7 @@ def prediction_quality(predictor: Predictor, images: Images, levels: int, crop: 
     ssims: list[list[float]] = [[] for _ in range(levels)]
     total = 0
     for _, img in images:
-        pixels = to_pixels(_center_crop(img, crop).unsqueeze(0).to(dev))
+        pixels = to_pixels(center_crop(img, crop).unsqueeze(0).to(dev))
         total += pixels.numel()
         for level, even, odd in level_pairs(pixels, levels):
             if odd.numel() == 0:

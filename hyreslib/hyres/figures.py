@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import jpeg as jpeg_io
+from ..images import center_crop
 from ..metrics import bpp, psnr
 from ..plotting import image_grid, plot_curve, rd_axes, signed_map
 from .codec import JpegSettings
-from .train import center_crop
 
 TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")
 

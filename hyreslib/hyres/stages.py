@@ -28,7 +28,7 @@ from .codec import HyresCodec, JpegSettings, compose
 from .perceptual import PerceptualLoss
 from .refine import MultiScaleRefine
 from .residual import ResidualCodec
-from .train import JpegBase, finalize, make_step, make_val
+from .train import JpegBase, finalize, make_step, make_val, validation_batch
 
 PAPER_LAMBDAS = (0.045, 0.032, 0.016, 0.008, 0.004, 0.002)
 VAL_CROP = 256
@@ -126,12 +126,7 @@ def make_refine_step(residual: ResidualCodec, perceptual: PerceptualLoss | None,
 def make_refine_val(residual: ResidualCodec, images: ImageSet, settings: JpegSettings,
                     device: str) -> engine.ValFn:
     """Validation MSE of the refined reconstruction on fixed centre crops (validation images)."""
-    base_fn = JpegBase(settings)
-    from .train import center_crop
-
-    crops = [base_fn(center_crop(img, VAL_CROP)) for _, img in images]
-    x = torch.stack([c[0] for c in crops]).to(device)
-    base = torch.stack([c[1] for c in crops]).to(device)
+    x, base = validation_batch(images, VAL_CROP, settings, device)
     with torch.no_grad():
         x0 = compose(base, residual.to(device).eval()(x - base)["r_hat"])
 

@@ -19,6 +19,7 @@ from torch import Tensor
 from .. import jpeg as jpeg_io
 from ..data import ImageSet
 from ..engine import StepFn, ValFn
+from ..images import center_crop
 from .codec import JpegSettings, compose
 from .residual import ResidualCodec, likelihood_bits
 
@@ -71,12 +72,17 @@ def make_step(lmbda: float, rate_warmup: int = 0) -> StepFn:
     return step
 
 
-def center_crop(x: Tensor, size: int) -> Tensor:
-    h, w = x.shape[-2:]
-    if h < size or w < size:
-        raise ValueError(f"image {w}x{h} is smaller than the {size}-pixel validation crop")
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top:top + size, left:left + size]
+def validation_batch(images: ImageSet, crop: int, settings: JpegSettings,
+                     device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """(x, JPEG base) of fixed centre crops of the validation images, stacked once."""
+    base = JpegBase(settings)
+    crops = []
+    for name, img in images:
+        if min(img.shape[-2:]) < crop:
+            raise ValueError(f"validation image {name} ({img.shape[-1]}x{img.shape[-2]}) is smaller than "
+                             f"the {crop}-pixel validation crop")
+        crops.append(base(center_crop(img, crop)))
+    return torch.stack([c[0] for c in crops]).to(device), torch.stack([c[1] for c in crops]).to(device)
 
 
 def make_val(images: ImageSet, lmbda: float, crop: int, settings: JpegSettings,
@@ -85,10 +91,7 @@ def make_val(images: ImageSet, lmbda: float, crop: int, settings: JpegSettings,
 
     Use validation images only; model selection on the test set would flatter the results.
     """
-    base = JpegBase(settings)
-    crops = [base(center_crop(img, crop)) for _, img in images]
-    x = torch.stack([c[0] for c in crops]).to(device)
-    xj = torch.stack([c[1] for c in crops]).to(device)
+    x, xj = validation_batch(images, crop, settings, device)
 
     @torch.no_grad()
     def val(model: ResidualCodec) -> dict[str, float]:
