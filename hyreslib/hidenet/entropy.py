@@ -23,6 +23,8 @@ import torch
 from compressai._CXX import pmf_to_quantized_cdf
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
+from ..rans import zero_tail
+
 SCALE_MIN, SCALE_MAX, N_SCALES = 0.11, 256.0, 64
 N_OFFSETS = 16
 TAIL_MASS = 1e-6          # probability left outside an entry's support (coded by the escape path)
@@ -120,14 +122,13 @@ class StreamEncoder:
 class StreamDecoder:
     """Reads back what :class:`StreamEncoder` wrote, one group per :meth:`take` call.
 
-    CompressAI's decoder does not bounds-check its input, so the stream is followed by zero
-    padding: a damaged stream (the container CRC normally stops those earlier) then decodes
-    to wrong values, which the image checksum rejects, instead of reading foreign memory.
+    The stream is guarded by :func:`hyreslib.rans.zero_tail`: a damaged stream (the container CRC
+    normally stops those earlier) decodes to wrong values, which the image checksum rejects.
     """
 
     def __init__(self, data: bytes, max_symbols: int) -> None:
         self._dec = RansDecoder()
-        self._dec.set_stream(bytes(data) + bytes(16 * max_symbols + 64))
+        self._dec.set_stream(zero_tail(data, max_symbols))
 
     def take(self, indexes: np.ndarray) -> np.ndarray:
         indexes = np.asarray(indexes)

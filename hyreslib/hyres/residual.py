@@ -34,6 +34,7 @@ from compressai.layers import CheckerboardMaskedConv2d, conv1x1
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
+from ..rans import zero_tail
 from .entropy import NearestScaleGaussianConditional
 from .entropy import scale_table as make_scale_table
 from .transforms import analysis, hyper_analysis, hyper_synthesis, pad_multiple, synthesis
@@ -205,11 +206,11 @@ class ResidualCodec(CompressionModel):
         """Decode ``{"y_hat", "symbols"}`` of a padded ``height`` x ``width`` residual."""
         shapes = self.latent_shapes(height, width)
         z_symbols = self.config.N * shapes["hyper"][0] * shapes["hyper"][1]
-        side = self.latent_codec.hyper.decompress([[_zero_tail(s, z_symbols) for s in strings["z"]]],
+        side = self.latent_codec.hyper.decompress([[zero_tail(s, z_symbols) for s in strings["z"]]],
                                                   shapes["hyper"])["params"]
         gc = self.checkerboard.y.gaussian_conditional
         half = math.prod(shapes["y"]) // 2
-        passes = [[_zero_tail(s, half) for s in strings[k]] for k in ("y_anchor", "y_non_anchor")]
+        passes = [[zero_tail(s, half) for s in strings[k]] for k in ("y_anchor", "y_non_anchor")]
 
         def decode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
             return gc.decompress(passes[i], indexes)  # symbol values (no means added)
@@ -223,13 +224,6 @@ class ResidualCodec(CompressionModel):
         out = self.decompress_latent(strings, height, width)
         with torch.no_grad():
             return {"r_hat": self.synthesise(out["y_hat"]), **out}
-
-
-def _zero_tail(string: bytes, symbols: int) -> bytes:
-    """CompressAI's rANS decoder reads 32-bit words without bounds checks: at most one per decoded
-    symbol, plus a few per escape code. Zero bytes after the string (never read when the string is
-    intact) keep a damaged string's reads inside this buffer unless it is full of escape codes."""
-    return string + bytes(4 * symbols + 64)
 
 
 def likelihood_bits(likelihoods: Tensor) -> Tensor:
