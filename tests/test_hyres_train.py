@@ -14,7 +14,7 @@ CFG = ResidualConfig(N=16, M=24, depth=4, scale_levels=64)
 
 def test_jpeg_base_transform():
     crop = data.embedded("train")[0][1][:, :64, :64].contiguous()
-    x, base, bpp = JpegBase(JpegSettings(quality=5))(crop)
+    x, base, bpp, _ = JpegBase(JpegSettings(quality=5))(crop)
     assert torch.equal(x, crop) and base.shape == crop.shape
     assert 0 < float(bpp) < 24 and not torch.equal(base, crop)
 
@@ -24,7 +24,7 @@ def test_rd_terms_add_up():
     model = ResidualCodec(CFG).eval()
     x = torch.rand(2, 3, 64, 64)
     base = (x * 4).round() / 4
-    t = rd_terms(model, x, base, lmbda=0.01)
+    t = rd_terms(model, x, base, lmbda=0.01, quality=5)
     assert torch.allclose(t["loss"], 0.01 * 255 ** 2 * t["mse"] + t["bpp_y"] + t["bpp_z"])
     assert t["bpp_y"] > 0 and t["bpp_z"] > 0
     assert float(t["psnr"]) == pytest.approx(-10 * torch.log10(t["mse"]).item())
@@ -51,7 +51,7 @@ def test_rate_warmup_ramps_the_rate_weight():
     torch.manual_seed(0)
     model = ResidualCodec(CFG).eval()
     x = torch.rand(2, 3, 64, 64)
-    batch = (x, (x * 4).round() / 4, torch.tensor([0.5, 0.5]))
+    batch = (x, (x * 4).round() / 4, torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0]))
     step = make_step(0.045, rate_warmup=4)
     outs = [step(model, batch) for _ in range(6)]
     for i, out in enumerate(outs):

@@ -33,6 +33,7 @@ from ..container import CorruptStreamError
 from ..images import from_uint8, to_uint8
 from . import bitstream
 from .bitstream import STRINGS, Header
+from .conditioning import side_input
 from .refine import MultiScaleRefine
 from .residual import ResidualCodec, ResidualConfig, likelihood_bits
 
@@ -115,17 +116,24 @@ class HyresCodec:
                                     self.jpeg.optimize)
         return data, from_uint8(jpeg_io.decode_array(data))
 
-    def _residual_input(self, x: Tensor, base: Tensor) -> Tensor:
+    def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         hp, wp = self._padded(h, w)
-        return F.pad((x - base).unsqueeze(0), (0, wp - w, 0, hp - h)).to(self.device)
+        return F.pad(x.unsqueeze(0), (0, wp - w, 0, hp - h)).to(self.device)
+
+    def _cond(self, base: Tensor, quality: int) -> Tensor | None:
+        """The decoder-side input of a base-conditioned model (padded like the residual)."""
+        return side_input(self._pad(base), quality) if self.residual.config.conditional else None
+
+    def _residual_input(self, x: Tensor, base: Tensor) -> Tensor:
+        return self._pad(x - base)
 
     @torch.no_grad()
     def encode_detailed(self, image: Tensor, quality: int | None = None) -> Encoded:
         x = _check_image(image)
         quality = quality or self.jpeg.quality
         jpeg_bytes, base = self.base_layer(x, quality)
-        out = self.residual.compress(self._residual_input(x, base))
+        out = self.residual.compress(self._residual_input(x, base), self._cond(base, quality))
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
                         latent_crc=symbols_crc(out["symbols"][0]))
@@ -141,8 +149,9 @@ class HyresCodec:
         """The rate the model itself predicts for ``image`` (its likelihoods on the same padded
         residual the encoder codes), in bits, for comparison with the real strings."""
         x = _check_image(image)
+        quality = quality or self.jpeg.quality
         _, base = self.base_layer(x, quality)
-        out = self.residual(self._residual_input(x, base))
+        out = self.residual(self._residual_input(x, base), self._cond(base, quality))
         return {k: float(likelihood_bits(v)) for k, v in out["likelihoods"].items()}
 
     # -- decoding -------------------------------------------------------------------------------
@@ -159,14 +168,15 @@ class HyresCodec:
         if tuple(base.shape[-2:]) != (header.height, header.width):
             raise CorruptStreamError(f"HyRES file: JPEG base is {base.shape[-1]}x{base.shape[-2]}, "
                                      f"header says {header.width}x{header.height}")
+        feats = self.residual.features(self._cond(base, header.jpeg_quality))
         latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS},
-                                                 *self._padded(header.height, header.width))
+                                                 *self._padded(header.height, header.width), feats)
         if symbols_crc(latent["symbols"][0]) != header.latent_crc:
             raise LatentMismatchError("decoded latent symbols differ from the encoder's (latent CRC mismatch): the "
                                       "file was altered, or this device computes the entropy parameters differently "
                                       f"from the encoder's ({self.device}); decode on the device type that encoded it")
         y_hat = latent["y_hat"]
-        r_hat = self.residual.synthesise(y_hat)[0, :, :header.height, :header.width]
+        r_hat = self.residual.synthesise(y_hat, feats)[0, :, :header.height, :header.width]
         image = compose(base.to(self.device), r_hat, self.refine).cpu()
         return Decoded(image, base, y_hat)
 

@@ -17,6 +17,10 @@ pass at anchor positions and the non-anchor pass elsewhere). ``compress`` runs t
 passes explicitly (byte-identical to CompressAI's ``CheckerboardLatentCodec.compress``) and writes
 one string per pass, each over its own half of the latent; it also returns the integer symbols,
 which the file format checksums. ``decompress`` returns the residual unclamped.
+
+With ``conditioning="base"`` the decoded JPEG base and its quality (``cond``, made by
+:func:`.conditioning.side_input`) also feed g_a, the entropy parameters and g_s (see
+:mod:`.conditioning`); every method then takes ``cond`` beside the residual or the strings.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from compressai.models import CompressionModel
 from torch import Tensor, nn
 
 from ..rans import zero_tail
+from .conditioning import SIDE_CHANNELS, BasePyramid, ConditionalSynthesis
 from .entropy import NearestScaleGaussianConditional
 from .entropy import scale_table as make_scale_table
 from .transforms import analysis, hyper_analysis, hyper_synthesis, pad_multiple, synthesis
 
 QUANTIZERS = ("ste", "noise")
+CONDITIONINGS = ("none", "base")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,17 @@ class ResidualConfig:
     # residual is small (std ~0.06 at quality 1); unscaled, the initial latent is far below the
     # quantisation step, rounds to nothing, and training can settle on an unused latent.
     residual_gain: float = 8.0
+    # "none": the seed's residual coding; "base": the decoded JPEG base and its quality also feed
+    # g_a, the entropy parameters and g_s (conditional residual coding, see .conditioning).
+    conditioning: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}")
+
+    @property
+    def conditional(self) -> bool:
+        return self.conditioning == "base"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,10 +83,11 @@ class ResidualConfig:
         return cls(**d)
 
 
-def _entropy_parameters(M: int) -> nn.Sequential:
-    """Pointwise (1x1) net from [context (2M), side params (2M)] to (scales, means); pointwise is
-    what lets the checkerboard codec evaluate it on each half of the latent separately."""
-    return nn.Sequential(conv1x1(4 * M, 10 * M // 3), nn.LeakyReLU(inplace=True),
+def _entropy_parameters(M: int, extra: int = 0) -> nn.Sequential:
+    """Pointwise (1x1) net from [context (2M), side params (2M), base features (``extra``)] to
+    (scales, means); pointwise is what lets the checkerboard codec evaluate it on each half of
+    the latent separately."""
+    return nn.Sequential(conv1x1(4 * M + extra, 10 * M // 3), nn.LeakyReLU(inplace=True),
                          conv1x1(10 * M // 3, 8 * M // 3), nn.LeakyReLU(inplace=True),
                          conv1x1(8 * M // 3, 2 * M))
 
@@ -81,13 +99,14 @@ class ResidualCodec(CompressionModel):
         super().__init__()
         self.config = config
         N, M, depth = config.N, config.M, config.depth
-        self.g_a = analysis(N, M, depth)
-        self.g_s = synthesis(N, M, depth)
+        self.g_a = analysis(N, M, depth, in_channels=3 + (SIDE_CHANNELS if config.conditional else 0))
+        self.g_s = ConditionalSynthesis(N, M, depth) if config.conditional else synthesis(N, M, depth)
+        self.base_pyramid = BasePyramid(N, depth) if config.conditional else None
         self.latent_codec = HyperpriorLatentCodec(latent_codec={
             "y": CheckerboardLatentCodec(
                 latent_codec={"y": GaussianConditionalLatentCodec(
                     gaussian_conditional=NearestScaleGaussianConditional(), quantizer="ste")},
-                entropy_parameters=_entropy_parameters(M),
+                entropy_parameters=_entropy_parameters(M, N if config.conditional else 0),
                 context_prediction=CheckerboardMaskedConv2d(M, 2 * M, kernel_size=5, stride=1, padding=2),
                 anchor_parity="even", forward_method="twopass"),
             "hyper": HyperLatentCodec(entropy_bottleneck=EntropyBottleneck(N), h_a=hyper_analysis(N, M),
@@ -118,22 +137,41 @@ class ResidualCodec(CompressionModel):
         if r.dim() != 4 or r.shape[1] != 3 or r.shape[-2] % k or r.shape[-1] % k:
             raise ValueError(f"expected a (B, 3, H, W) residual with H and W multiples of {k}, got {tuple(r.shape)}")
 
-    def analyse(self, r: Tensor) -> Tensor:
-        """Residual -> latent y."""
+    def features(self, cond: Tensor | None) -> list[Tensor] | None:
+        """The base pyramid of a conditional model (None for residual coding)."""
+        if not self.config.conditional:
+            return None
+        if cond is None or cond.dim() != 4 or cond.shape[1] != SIDE_CHANNELS:
+            raise ValueError("a base-conditioned residual codec needs cond = side_input(base, quality), "
+                             f"(B, {SIDE_CHANNELS}, H, W); got {None if cond is None else tuple(cond.shape)}")
+        return self.base_pyramid(cond)
+
+    def analyse(self, r: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Residual (and, when conditional, the side input) -> latent y."""
         self._check_size(r)
-        return self.g_a(r * self.config.residual_gain)
+        r = r * self.config.residual_gain
+        return self.g_a(torch.cat([r, cond], dim=1) if self.config.conditional else r)
 
-    def synthesise(self, y_hat: Tensor) -> Tensor:
-        """Quantised latent -> residual (signed, unclamped)."""
-        return self.g_s(y_hat) / self.config.residual_gain
+    def synthesise(self, y_hat: Tensor, feats: list[Tensor] | None = None) -> Tensor:
+        """Quantised latent (and base features) -> residual (signed, unclamped)."""
+        r = self.g_s(y_hat, feats) if self.config.conditional else self.g_s(y_hat)
+        return r / self.config.residual_gain
 
-    def forward(self, r: Tensor) -> dict[str, Any]:
+    def _side(self, params: Tensor, feats: list[Tensor] | None) -> Tensor:
+        """Side parameters of the entropy model: h_s(z_hat), joined by the base's coarsest features."""
+        return params if feats is None else torch.cat([params, feats[-1]], dim=1)
+
+    def forward(self, r: Tensor, cond: Tensor | None = None) -> dict[str, Any]:
         """Training / estimation pass: ``{"r_hat", "y_hat", "likelihoods": {"y", "z"}}``."""
         # The one-pass method is the noise model; rounding (eval, or STE training) needs two passes
         # so that anchors are quantised around their own means before they become context.
         self.checkerboard.forward_method = "onepass" if self.training and self.quantizer == "noise" else "twopass"
-        out = self.latent_codec(self.analyse(r))
-        return {"r_hat": self.synthesise(out["y_hat"]), "y_hat": out["y_hat"], "likelihoods": out["likelihoods"]}
+        feats = self.features(cond)
+        y = self.analyse(r, cond)
+        hyper = self.latent_codec.hyper(y)
+        out = self.checkerboard(y, self._side(hyper["params"], feats))
+        return {"r_hat": self.synthesise(out["y_hat"], feats), "y_hat": out["y_hat"],
+                "likelihoods": {"y": out["likelihoods"]["y"], "z": hyper["likelihoods"]["z"]}}
 
     def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
         """Build the coding tables (our finer scale table unless one is given)."""
@@ -158,11 +196,12 @@ class ResidualCodec(CompressionModel):
         gc = cb.y.gaussian_conditional
         side_halves = cb.unembed(side)
         n, _, h, half_w = side_halves.shape[1:]
-        y_hat_halves = side.new_zeros((2, n, self.config.M, h, half_w))
+        M = self.config.M
+        y_hat_halves = side.new_zeros((2, n, M, h, half_w))
         symbols = []
         for i in range(2):
             if i == 0:
-                ctx = torch.zeros_like(side_halves[0])  # the context has 2M channels, like the side params
+                ctx = side.new_zeros((n, 2 * M, h, half_w))  # the context has 2M channels
             else:
                 ctx = cb.unembed(cb.context_prediction(cb.embed(y_hat_halves)))[1]
             scales, means = cb.y._chunk(cb.entropy_parameters(cb.merge(ctx, side_halves[i])))
@@ -172,7 +211,7 @@ class ResidualCodec(CompressionModel):
         return cb.embed(y_hat_halves), cb.embed(torch.stack(symbols))
 
     @torch.no_grad()
-    def compress_latent(self, y: Tensor) -> dict[str, Any]:
+    def compress_latent(self, y: Tensor, feats: list[Tensor] | None = None) -> dict[str, Any]:
         """Entropy-code a latent: strings ``{"z", "y_anchor", "y_non_anchor"}`` (one bytes object
         per batch item each), the quantised latent ``y_hat`` the decoder rebuilds, and its integer
         ``symbols``."""
@@ -185,14 +224,14 @@ class ResidualCodec(CompressionModel):
             strings.append(gc.compress(y_halves[i], indexes, means))
             return gc.quantize(y_halves[i], "symbols", means)
 
-        y_hat, symbols = self._two_passes(hyper["params"], encode)
+        y_hat, symbols = self._two_passes(self._side(hyper["params"], feats), encode)
         return {"strings": {"z": hyper["strings"][0], "y_anchor": strings[0], "y_non_anchor": strings[1]},
                 "y_hat": y_hat, "symbols": symbols}
 
-    def compress(self, r: Tensor) -> dict[str, Any]:
+    def compress(self, r: Tensor, cond: Tensor | None = None) -> dict[str, Any]:
         """Entropy-code a residual (see :meth:`compress_latent`)."""
         with torch.no_grad():
-            return self.compress_latent(self.analyse(r))
+            return self.compress_latent(self.analyse(r, cond), self.features(cond))
 
     def latent_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
         """Shapes of y (C, H, W) and z (H, W) for a padded input of ``height`` x ``width``."""
@@ -202,12 +241,14 @@ class ResidualCodec(CompressionModel):
         return {"y": (self.config.M, height // k, width // k), "hyper": (height // (4 * k), width // (4 * k))}
 
     @torch.no_grad()
-    def decompress_latent(self, strings: dict[str, list[bytes]], height: int, width: int) -> dict[str, Tensor]:
+    def decompress_latent(self, strings: dict[str, list[bytes]], height: int, width: int,
+                          feats: list[Tensor] | None = None) -> dict[str, Tensor]:
         """Decode ``{"y_hat", "symbols"}`` of a padded ``height`` x ``width`` residual."""
         shapes = self.latent_shapes(height, width)
         z_symbols = self.config.N * shapes["hyper"][0] * shapes["hyper"][1]
         side = self.latent_codec.hyper.decompress([[zero_tail(s, z_symbols) for s in strings["z"]]],
                                                   shapes["hyper"])["params"]
+        side = self._side(side, feats)
         gc = self.checkerboard.y.gaussian_conditional
         half = math.prod(shapes["y"]) // 2
         passes = [[zero_tail(s, half) for s in strings[k]] for k in ("y_anchor", "y_non_anchor")]
@@ -218,12 +259,14 @@ class ResidualCodec(CompressionModel):
         y_hat, symbols = self._two_passes(side, decode)
         return {"y_hat": y_hat, "symbols": symbols}
 
-    def decompress(self, strings: dict[str, list[bytes]], height: int, width: int) -> dict[str, Tensor]:
+    def decompress(self, strings: dict[str, list[bytes]], height: int, width: int,
+                   cond: Tensor | None = None) -> dict[str, Tensor]:
         """Decode a residual. It is signed and is returned as decoded, never clamped (only the
         final image is)."""
-        out = self.decompress_latent(strings, height, width)
         with torch.no_grad():
-            return {"r_hat": self.synthesise(out["y_hat"]), **out}
+            feats = self.features(cond)
+            out = self.decompress_latent(strings, height, width, feats)
+            return {"r_hat": self.synthesise(out["y_hat"], feats), **out}
 
 
 def likelihood_bits(likelihoods: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from .. import engine
 from ..data import ImageSet, crop_loader
 from .codec import HyresCodec, JpegSettings, compose
+from .conditioning import side_input
 from .perceptual import PerceptualLoss
 from .refine import MultiScaleRefine
 from .residual import ResidualCodec
@@ -106,9 +107,9 @@ def make_refine_step(residual: ResidualCodec, perceptual: PerceptualLoss | None,
         p.requires_grad_(False)
 
     def step(refine: nn.Module, batch) -> dict[str, Tensor]:
-        x, base, _ = batch
+        x, base, _, quality = batch
         with torch.no_grad():
-            x0 = compose(base, residual.to(x.device)(x - base)["r_hat"])
+            x0 = compose(base, residual.to(x.device)(x - base, side_input(base, quality))["r_hat"])
         x_hat = refine(x0)
         mse = F.mse_loss(x_hat, x)
         out = {"mse": mse.detach(), "psnr": -10 * torch.log10(mse.detach().clamp_min(1e-12)),
@@ -128,7 +129,7 @@ def make_refine_val(residual: ResidualCodec, images: ImageSet, settings: JpegSet
     """Validation MSE of the refined reconstruction on fixed centre crops (validation images)."""
     x, base = validation_batch(images, VAL_CROP, settings, device)
     with torch.no_grad():
-        x0 = compose(base, residual.to(device).eval()(x - base)["r_hat"])
+        x0 = compose(base, residual.to(device).eval()(x - base, side_input(base, settings.quality))["r_hat"])
 
     def val(refine: nn.Module) -> dict[str, float]:
         mse = F.mse_loss(refine(x0).clamp(0, 1), x)

@@ -1,9 +1,9 @@
 """Training the residual codec with :func:`hyreslib.engine.train`.
 
 The JPEG base of every crop is computed by :class:`JpegBase` inside the DataLoader workers, so a
-batch arrives as ``(x, base, jpeg_bpp)`` and the training step only runs the network::
+batch arrives as ``(x, base, jpeg_bpp, quality)`` and the training step only runs the network::
 
-    crop --JpegBase (worker)--> (x, base, jpeg_bpp) --rd_terms--> loss = lambda*255^2*MSE + bpp_y + bpp_z
+    crop --JpegBase (worker)--> (x, base, jpeg_bpp, quality) --rd_terms--> loss = lambda*255^2*MSE + bpp_y + bpp_z
 
 ``jpeg_bpp`` is reported beside the loss but has no gradient (the base layer is fixed).
 """
@@ -21,25 +21,29 @@ from ..data import ImageSet
 from ..engine import StepFn, ValFn
 from ..images import center_crop
 from .codec import JpegSettings, compose
+from .conditioning import side_input
 from .residual import ResidualCodec, likelihood_bits
 
 
 @dataclass(frozen=True)
 class JpegBase:
-    """DataLoader transform: a crop -> (crop, its decoded JPEG, the JPEG's bits per pixel)."""
+    """DataLoader transform: a crop -> (crop, its decoded JPEG, the JPEG's bits per pixel, the
+    JPEG quality)."""
 
     settings: JpegSettings = JpegSettings()
 
-    def __call__(self, crop: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def __call__(self, crop: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         s = self.settings
         batch = jpeg_io.roundtrip(crop, s.quality, s.subsampling, s.optimize, backend="cpu")
         bpp = 8.0 * batch.nbytes[0] / (crop.shape[-2] * crop.shape[-1])
-        return crop, batch.decoded[0], torch.tensor(bpp, dtype=torch.float32)
+        return crop, batch.decoded[0], torch.tensor(bpp, dtype=torch.float32), torch.tensor(float(s.quality))
 
 
-def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float) -> dict[str, Tensor]:
-    """Rate-distortion loss and its parts for a batch (x and base of equal, codable size)."""
-    out = model(x - base)
+def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, quality: int | Tensor
+             ) -> dict[str, Tensor]:
+    """Rate-distortion loss and its parts for a batch (x and base of equal, codable size; the
+    base's JPEG ``quality`` is seen by base-conditioned models)."""
+    out = model(x - base, side_input(base, quality))
     x_hat = compose(base, out["r_hat"], clamp=False)
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
     bpp = {f"bpp_{k}": likelihood_bits(v) / pixels for k, v in out["likelihoods"].items()}
@@ -61,8 +65,8 @@ def make_step(lmbda: float, rate_warmup: int = 0) -> StepFn:
 
     def step(model: ResidualCodec, batch) -> dict[str, Tensor]:
         nonlocal calls
-        x, base, jpeg_bpp = batch
-        terms = rd_terms(model, x, base, lmbda)
+        x, base, jpeg_bpp, quality = batch
+        terms = rd_terms(model, x, base, lmbda, quality)
         weight = min(1.0, calls / rate_warmup) if rate_warmup else 1.0
         calls += 1
         rate = terms["bpp_y"] + terms["bpp_z"]
@@ -95,7 +99,7 @@ def make_val(images: ImageSet, lmbda: float, crop: int, settings: JpegSettings,
 
     @torch.no_grad()
     def val(model: ResidualCodec) -> dict[str, float]:
-        return {k: float(v) for k, v in rd_terms(model, x, xj, lmbda).items()}
+        return {k: float(v) for k, v in rd_terms(model, x, xj, lmbda, settings.quality).items()}
 
     return val
 

@@ -47,11 +47,12 @@ def _check(N: int, M: int, depth: int) -> None:
         raise ValueError(f"N and M must be even and >= 2 (attention halves them), got N={N}, M={M}")
 
 
-def analysis(N: int, M: int, depth: int) -> nn.Sequential:
-    """g_a: residual -> latent y, ``depth`` stride-2 convolutions with GDN between them."""
+def analysis(N: int, M: int, depth: int, in_channels: int = 3) -> nn.Sequential:
+    """g_a: residual (with any side input stacked on its channels) -> latent y, ``depth`` stride-2
+    convolutions with GDN between them."""
     _check(N, M, depth)
     layers: list[nn.Module] = []
-    ch = 3
+    ch = in_channels
     for i in range(depth):
         last = i == depth - 1
         out = M if last else N
