@@ -2,7 +2,8 @@
 
     0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | model fingerprint 8 B
                 | CRC-32 of the integer symbols of y u32                       (22 bytes, LE)
-    1 jpeg      a standard baseline JPEG of the original image (``hyres extract-jpeg`` writes it out)
+    1 jpeg      a standard baseline JPEG of the original image (``hyres extract-jpeg`` writes it out);
+                empty, with JPEG quality 0 in the header, for a model without a base layer
     2 z         rANS string of the hyper-latent
     3 y_anchor  rANS string of the anchor half of y (coded first, from the hyperprior alone)
     4 y_non_anchor  rANS string of the other half (coded with the decoded anchors as context)
@@ -52,7 +53,7 @@ class Header:
         width, height, quality, sub, fp, crc = _HEADER.unpack(data)
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise CorruptStreamError(f"HyRES header gives an impossible image size {width}x{height}")
-        if not 1 <= quality <= 100 or sub not in _SUBSAMPLING_NAMES:
+        if not 0 <= quality <= 100 or sub not in _SUBSAMPLING_NAMES:
             raise CorruptStreamError(f"HyRES header gives an invalid JPEG setting (quality {quality}, code {sub})")
         return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc)
 
@@ -74,7 +75,9 @@ def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
         raise CorruptStreamError(f"HyRES file has {len(chunks)} chunks, expected {len(CHUNKS)}")
     header = Header.from_bytes(chunks[0])
     parts = dict(zip(CHUNKS[1:], chunks[1:]))
-    empty = [k for k, v in parts.items() if not v]
+    empty = [k for k, v in parts.items() if not v and not (k == "jpeg" and header.jpeg_quality == 0)]
+    if header.jpeg_quality == 0 and parts["jpeg"]:
+        raise CorruptStreamError("HyRES file without a base layer (quality 0) carries a JPEG chunk")
     if empty:
         raise CorruptStreamError(f"HyRES file has empty chunk(s) {empty}")
     return header, parts

@@ -54,6 +54,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_extract_jpeg(args: argparse.Namespace) -> int:
     header, parts = bitstream.read(_read(args.input))
+    if not parts["jpeg"]:
+        raise ValueError(f"{args.input} was made by a model without a JPEG base layer")
     atomic_write_bytes(args.output, parts["jpeg"])
     print(f"{args.output}: {header.width}x{header.height} JPEG, quality {header.jpeg_quality}, "
           f"{header.subsampling}, {len(parts['jpeg'])} bytes")

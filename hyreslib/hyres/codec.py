@@ -44,14 +44,24 @@ class LatentMismatchError(CorruptStreamError):
     """The decoder rebuilt a latent different from the one the encoder coded."""
 
 
+NO_BASE = 0  # JPEG "quality" of a codec without a base layer: the residual is x - 0.5 (a pure learned codec)
+
+
 @dataclass(frozen=True)
 class JpegSettings:
     """How the base layer is written. 4:2:0 with optimised Huffman tables costs 0.086 bpp on Kodak
-    at quality 1, against 0.20 bpp for the same pixels with 4:2:2 and default tables."""
+    at quality 1, against 0.20 bpp for the same pixels with 4:2:2 and default tables.
+
+    ``quality=NO_BASE`` (0) writes no JPEG: the same residual codec then codes ``x - 0.5`` alone,
+    the equal-architecture pure learned codec that the hybrid is compared with."""
 
     quality: int = 1
     subsampling: str = "4:2:0"
     optimize: bool = True
+
+    @property
+    def has_base(self) -> bool:
+        return self.quality != NO_BASE
 
 
 @dataclass
@@ -110,10 +120,23 @@ class HyresCodec:
         k = self.residual.downsampling_factor
         return -(-h // k) * k, -(-w // k) * k
 
+    def _quality(self, quality: int | None) -> int:
+        """The base quality to code with: the model's unless given; a codec without a base layer
+        has none to change, and one with a base layer cannot drop it."""
+        if quality is None:
+            return self.jpeg.quality
+        if (quality == NO_BASE) != (not self.jpeg.has_base) or not 0 <= quality <= 100:
+            raise ValueError(f"JPEG quality {quality} is not available for this model (base quality "
+                             f"{self.jpeg.quality}; 1..100 with a base layer, {NO_BASE} without)")
+        return int(quality)
+
     def base_layer(self, x: Tensor, quality: int | None = None) -> tuple[bytes, Tensor]:
-        """JPEG bytes of ``x`` and their canonical (CPU) decode."""
-        data = jpeg_io.encode_array(to_uint8(x), quality or self.jpeg.quality, self.jpeg.subsampling,
-                                    self.jpeg.optimize)
+        """JPEG bytes of ``x`` and their canonical (CPU) decode (no bytes and a mid-grey base
+        for a codec without a base layer)."""
+        quality = self._quality(quality)
+        if quality == NO_BASE:
+            return b"", torch.full_like(x, 0.5)
+        data = jpeg_io.encode_array(to_uint8(x), quality, self.jpeg.subsampling, self.jpeg.optimize)
         return data, from_uint8(jpeg_io.decode_array(data))
 
     def _pad(self, x: Tensor) -> Tensor:
@@ -131,7 +154,7 @@ class HyresCodec:
     @torch.no_grad()
     def encode_detailed(self, image: Tensor, quality: int | None = None) -> Encoded:
         x = _check_image(image)
-        quality = quality or self.jpeg.quality
+        quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
         out = self.residual.compress(self._residual_input(x, base), self._cond(base, quality))
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
@@ -149,7 +172,7 @@ class HyresCodec:
         """The rate the model itself predicts for ``image`` (its likelihoods on the same padded
         residual the encoder codes), in bits, for comparison with the real strings."""
         x = _check_image(image)
-        quality = quality or self.jpeg.quality
+        quality = self._quality(quality)
         _, base = self.base_layer(x, quality)
         out = self.residual(self._residual_input(x, base), self._cond(base, quality))
         return {k: float(likelihood_bits(v)) for k, v in out["likelihoods"].items()}
@@ -161,10 +184,7 @@ class HyresCodec:
         if header.fingerprint != self.fingerprint:
             raise CorruptStreamError(f"this file was made with another model (fingerprint {header.fingerprint.hex()}; "
                                      f"the loaded model is {self.fingerprint.hex()})")
-        try:
-            base = from_uint8(jpeg_io.decode_array(parts["jpeg"]))
-        except ValueError as exc:
-            raise CorruptStreamError(f"HyRES file: bad JPEG base layer ({exc})") from None
+        base = self._decode_base(header, parts["jpeg"])
         if tuple(base.shape[-2:]) != (header.height, header.width):
             raise CorruptStreamError(f"HyRES file: JPEG base is {base.shape[-1]}x{base.shape[-2]}, "
                                      f"header says {header.width}x{header.height}")
@@ -179,6 +199,14 @@ class HyresCodec:
         r_hat = self.residual.synthesise(y_hat, feats)[0, :, :header.height, :header.width]
         image = compose(base.to(self.device), r_hat, self.refine).cpu()
         return Decoded(image, base, y_hat)
+
+    def _decode_base(self, header: Header, jpeg_bytes: bytes) -> Tensor:
+        if header.jpeg_quality == NO_BASE:
+            return torch.full((3, header.height, header.width), 0.5)
+        try:
+            return from_uint8(jpeg_io.decode_array(jpeg_bytes))
+        except ValueError as exc:
+            raise CorruptStreamError(f"HyRES file: bad JPEG base layer ({exc})") from None
 
     def decode(self, data: bytes) -> Tensor:
         """``.hyr`` bytes -> the (3, H, W) reconstruction in [0, 1]."""

@@ -7,10 +7,10 @@ free and the entropy model can predict where the residual is large (Brand, Seile
 conditional residual coding; Lee & Hang 2020: a learned layer over a VVC base)::
 
     base, quality --side_input--> b (4, H, W) = [base - 0.5, quality / 100]
-    b --BasePyramid--> f0 (1), f1 (1/2), ..., fd (1/2^d)          one feature map per scale
+    b --BasePyramid--> f1 (1/2), ..., fd (1/2^d); f0 = b space-to-depth (1/2)
     g_a:  [r * gain, b]                    --> y                  (the encoder sees the base too)
     entropy parameters: [context, h_s(z_hat), fd]  --> means, scales
-    g_s:  y_hat --(join fd)--deconv--(join f_{d-1})-- ... --deconv--> h --head([h, f0])--> r_hat
+    g_s:  y_hat --(join fd)--up--(join f_{d-1})-- ... --up--> h (1/2) --head([h, f1, f0])--> r_hat
 
 Only decoded data feed the pyramid, so the decoder rebuilds the same features.
 """
@@ -18,14 +18,13 @@ Only decoded data feed the pyramid, so the decoder rebuilds the same features.
 from __future__ import annotations
 
 import torch
-from compressai.layers import GDN, conv1x1, conv3x3
-from compressai.models.utils import deconv
+import torch.nn.functional as F
+from compressai.layers import GDN, conv1x1, conv3x3, subpel_conv3x3
 from torch import Tensor, nn
 
 from .transforms import attention
 
 SIDE_CHANNELS = 4     # base RGB (centred) + a constant map of the JPEG quality
-HEAD_CHANNELS = 16    # full-resolution feature width (kept small: it runs at every pixel)
 
 
 def side_input(base: Tensor, quality: float | Tensor) -> Tensor:
@@ -35,26 +34,29 @@ def side_input(base: Tensor, quality: float | Tensor) -> Tensor:
 
 
 class BasePyramid(nn.Module):
-    """Features of the base at full resolution and at each of the ``depth`` stride-2 scales."""
+    """Features of the base at each of the ``depth`` stride-2 scales: ``feats[k]`` is at 1/2^k
+    for k >= 1; ``feats[0]`` is the side input itself, space-to-depth to 1/2 (lossless, and
+    convolutions at half resolution cost a quarter of full-resolution ones on a CPU)."""
 
     def __init__(self, N: int, depth: int):
         super().__init__()
-        self.stem = nn.Sequential(conv3x3(SIDE_CHANNELS, HEAD_CHANNELS), nn.LeakyReLU(inplace=True))
-        chans = [HEAD_CHANNELS] + [N] * depth
         self.down = nn.ModuleList(
-            nn.Sequential(conv3x3(chans[i], chans[i + 1], stride=2), nn.LeakyReLU(inplace=True))
+            nn.Sequential(conv3x3(4 * SIDE_CHANNELS if i == 0 else N, N, stride=1 if i == 0 else 2),
+                          nn.LeakyReLU(inplace=True))
             for i in range(depth))
 
     def forward(self, side: Tensor) -> list[Tensor]:
-        feats = [self.stem(side)]
+        feats = [F.pixel_unshuffle(side, 2)]
         for down in self.down:
             feats.append(down(feats[-1]))
         return feats
 
 
 class ConditionalSynthesis(nn.Module):
-    """g_s with the base pyramid joined (concatenated, then mixed by a 1x1 conv) at every scale,
-    and a full-resolution head that sees the base itself, where JPEG's block edges live."""
+    """g_s with the base pyramid joined (concatenated, then mixed by a 1x1 conv) at every scale.
+    Upsampling is sub-pixel convolution (as in Cheng et al. 2020), and the last stage works at
+    half resolution on ``[h, feats[1], feats[0]]`` and shuffles 12 channels to the full-size
+    residual, so the network sees every base pixel (JPEG's block edges) at a quarter of the cost."""
 
     def __init__(self, N: int, M: int, depth: int):
         super().__init__()
@@ -63,22 +65,18 @@ class ConditionalSynthesis(nn.Module):
         self.joins = nn.ModuleList()
         self.stages = nn.ModuleList()
         ch = M
-        for i in range(depth):
-            last = i == depth - 1
-            out = HEAD_CHANNELS if last else N
+        for i in range(depth - 1):
             self.joins.append(conv1x1(ch + N, ch))
-            layers: list[nn.Module] = [deconv(ch, out, kernel_size=5, stride=2)]
-            if not last:
-                layers.append(GDN(out, inverse=True))
-            if i == depth // 2 - 1 and not last:
-                layers.append(attention(out))
+            layers: list[nn.Module] = [subpel_conv3x3(ch, N, 2), GDN(N, inverse=True)]
+            if i == depth // 2 - 1:
+                layers.append(attention(N))
             self.stages.append(nn.Sequential(*layers))
-            ch = out
-        self.head = nn.Sequential(conv3x3(2 * HEAD_CHANNELS, HEAD_CHANNELS), nn.LeakyReLU(inplace=True),
-                                  conv3x3(HEAD_CHANNELS, 3))
+            ch = N
+        self.head = nn.Sequential(conv3x3(2 * N + 4 * SIDE_CHANNELS, N), nn.LeakyReLU(inplace=True),
+                                  conv3x3(N, 12), nn.PixelShuffle(2))
 
     def forward(self, y_hat: Tensor, feats: list[Tensor]) -> Tensor:
         h = self.entry(y_hat)
         for i, (join, stage) in enumerate(zip(self.joins, self.stages)):
             h = stage(join(torch.cat([h, feats[self.depth - i]], dim=1)))
-        return self.head(torch.cat([h, feats[0]], dim=1))
+        return self.head(torch.cat([h, feats[1], feats[0]], dim=1))
