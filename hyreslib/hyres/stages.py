@@ -27,6 +27,8 @@ from ..data import ImageSet, crop_loader
 from .codec import HyresCodec, JpegSettings, compose
 from .conditioning import side_input
 from .perceptual import PerceptualLoss
+from .reference import ReferenceCodec, bmshj2018
+from .reference import rd_step as reference_step
 from .refine import MultiScaleRefine
 from .residual import ResidualCodec
 from .train import JpegBase, finalize, make_step, make_val, validation_batch
@@ -67,14 +69,39 @@ def train_residual(model: ResidualCodec, lmbda: float, settings: JpegSettings, t
     """
     torch.manual_seed(budget.seed)
     model.set_quantizer(budget.quantizer)
-    loader = crop_loader(train_images, budget.crop, budget.batch, seed=budget.seed, workers=budget.workers,
-                         transform=JpegBase(settings))
+    loader = _crops(train_images, settings, budget)
     val_fn = make_val(val_images, lmbda, VAL_CROP, settings, budget.device)
     step = make_step(lmbda, int(budget.rate_warmup * budget.steps))
     hist = engine.train(model, step, loader, budget.config(), val_fn=val_fn, log_csv=log_csv,
                         on_log=on_log, desc=desc, checkpoint_path=state_path, resume=state_path is not None)
     model.load_state_dict(hist.best_state)
     return HyresCodec(finalize(model.cpu()), settings, device=budget.device), hist
+
+
+def _crops(train_images: ImageSet, settings: JpegSettings, budget: Budget):
+    """The training crops with their JPEG bases: the same for every model trained on one budget."""
+    return crop_loader(train_images, budget.crop, budget.batch, seed=budget.seed, workers=budget.workers,
+                       transform=JpegBase(settings))
+
+
+def train_reference(lmbda: float, N: int, M: int, train_images: ImageSet, val_images: ImageSet, budget: Budget,
+                    settings: JpegSettings = JpegSettings(), log_csv: str | Path | None = None,
+                    desc: str = "bmshj2018") -> tuple[ReferenceCodec, engine.History]:
+    """CompressAI's bmshj2018-hyperprior trained on exactly the crops, steps and λ of
+    :func:`train_residual` with the same ``budget`` (the base in each batch is not used)."""
+    torch.manual_seed(budget.seed)
+    model = bmshj2018(N, M)
+    x, _ = validation_batch(val_images, VAL_CROP, settings, budget.device)
+    step = reference_step(lmbda)
+
+    @torch.no_grad()
+    def val(m: nn.Module) -> dict[str, float]:
+        return {k: float(v) for k, v in step(m, (x,)).items()}
+
+    hist = engine.train(model, step, _crops(train_images, settings, budget), budget.config(), val_fn=val,
+                        log_csv=log_csv, desc=desc)
+    model.load_state_dict(hist.best_state)
+    return ReferenceCodec(model), hist
 
 
 def phase_signature(lmbda: float, settings: JpegSettings, budget: Budget, start: str) -> dict:
@@ -146,8 +173,7 @@ def train_refine(codec: HyresCodec, train_images: ImageSet, val_images: ImageSet
     torch.manual_seed(budget.seed)
     residual = copy.deepcopy(codec.residual)
     refine = MultiScaleRefine(width)
-    loader = crop_loader(train_images, budget.crop, budget.batch, seed=budget.seed, workers=budget.workers,
-                         transform=JpegBase(codec.jpeg))
+    loader = _crops(train_images, codec.jpeg, budget)
     hist = engine.train(refine, make_refine_step(residual, perceptual, alpha), loader,
                         replace(budget.config(), optimizer="adam"), val_fn=make_refine_val(residual, val_images,
                                                                                           codec.jpeg, budget.device),
