@@ -81,3 +81,56 @@ def rate_distortion(jpeg_curve: Sequence[dict], points: Sequence[dict]) -> plt.F
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def study_bd_by_step(table: Sequence[dict], title: str) -> plt.Figure:
+    """BD-rate against JPEG 4:2:0 (real bytes) as training proceeds, one line per study variant."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for variant in dict.fromkeys(t["variant"] for t in table):
+        pts = [t for t in table if t["variant"] == variant and t["bd_rate_pct"] is not None]
+        if pts:
+            ax.plot([t["step"] for t in pts], [t["bd_rate_pct"] for t in pts], "o-", label=variant)
+    ax.axhline(0.0, color="k", linewidth=0.8, linestyle=":", label="JPEG 4:2:0")
+    ax.set_xlabel("training steps (per λ)")
+    ax.set_ylabel("BD-rate vs JPEG 4:2:0 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def study_curves(rows: Sequence[dict], jpeg: Sequence[dict], title: str) -> plt.Figure:
+    """RD curves of the last snapshot of each variant (real bytes, solid) beside the hybrids'
+    estimated rate (the model's likelihoods, dotted and labelled), and the JPEG anchor."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    plot_curve(ax, [p["bpp"] for p in jpeg], [p["psnr"] for p in jpeg], "JPEG 4:2:0", color="k")
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        last = max(r["step"] for r in rows if r["variant"] == variant)
+        pts = [r for r in rows if r["variant"] == variant and r["step"] == last]
+        plot_curve(ax, [r["bpp"] for r in pts], [r["psnr"] for r in pts], f"{variant} ({last} steps)")
+        if "bpp_estimated" in pts[0]:
+            ax.plot(sorted(r["bpp_estimated"] for r in pts), [r["psnr"] for r in sorted(pts, key=lambda r: r["bpp_estimated"])],
+                    ":", color=ax.lines[-1].get_color(), label=f"{variant}, estimated rate")
+    rd_axes(ax, title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bpp_breakdown(rows: Sequence[dict], title: str) -> plt.Figure:
+    """Stacked real bytes per RD point of a hybrid: JPEG base / z / y / container."""
+    parts = ("bpp_jpeg", "bpp_z", "bpp_y", "bpp_container")
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 2), 3.6))
+    labels = [r["label"] for r in rows]
+    bottom = [0.0] * len(rows)
+    for part in parts:
+        vals = [r[part] for r in rows]
+        ax.bar(labels, vals, bottom=bottom, label=part.removeprefix("bpp_"))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("bpp (file bytes, mean over images)")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelsize=7, rotation=30)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -61,21 +61,34 @@ class Budget:
 def train_residual(model: ResidualCodec, lmbda: float, settings: JpegSettings, train_images: ImageSet,
                    val_images: ImageSet, budget: Budget, log_csv: str | Path | None = None,
                    on_log: Callable | None = None, state_path: str | Path | None = None,
-                   desc: str = "train") -> tuple[HyresCodec, engine.History]:
+                   desc: str = "train", on_validate: Callable[[nn.Module], None] | None = None
+                   ) -> tuple[HyresCodec, engine.History]:
     """Train ``model`` at ``lmbda``; keeps the best validated weights and returns a ready codec.
 
     ``state_path`` makes the run resumable: re-running after an interruption continues from the
-    last training checkpoint instead of starting over.
+    last training checkpoint instead of starting over. ``on_validate(model)`` runs at every
+    validation (every ``budget.val_every`` steps and at the end), e.g. to keep snapshots.
     """
     torch.manual_seed(budget.seed)
     model.set_quantizer(budget.quantizer)
     loader = _crops(train_images, settings, budget)
-    val_fn = make_val(val_images, lmbda, VAL_CROP, settings, budget.device)
+    val_fn = _with_hook(make_val(val_images, lmbda, VAL_CROP, settings, budget.device), on_validate)
     step = make_step(lmbda, int(budget.rate_warmup * budget.steps))
     hist = engine.train(model, step, loader, budget.config(), val_fn=val_fn, log_csv=log_csv,
                         on_log=on_log, desc=desc, checkpoint_path=state_path, resume=state_path is not None)
     model.load_state_dict(hist.best_state)
     return HyresCodec(finalize(model.cpu()), settings, device=budget.device), hist
+
+
+def _with_hook(val_fn: engine.ValFn, hook: Callable[[nn.Module], None] | None) -> engine.ValFn:
+    if hook is None:
+        return val_fn
+
+    def val(model: nn.Module) -> dict[str, float]:
+        hook(model)
+        return val_fn(model)
+
+    return val
 
 
 def _crops(train_images: ImageSet, settings: JpegSettings, budget: Budget):
@@ -86,7 +99,8 @@ def _crops(train_images: ImageSet, settings: JpegSettings, budget: Budget):
 
 def train_reference(lmbda: float, N: int, M: int, train_images: ImageSet, val_images: ImageSet, budget: Budget,
                     settings: JpegSettings = JpegSettings(), log_csv: str | Path | None = None,
-                    desc: str = "bmshj2018") -> tuple[ReferenceCodec, engine.History]:
+                    desc: str = "bmshj2018", on_validate: Callable[[nn.Module], None] | None = None
+                    ) -> tuple[ReferenceCodec, engine.History]:
     """CompressAI's bmshj2018-hyperprior trained on exactly the crops, steps and λ of
     :func:`train_residual` with the same ``budget`` (the base in each batch is not used)."""
     torch.manual_seed(budget.seed)
@@ -98,7 +112,8 @@ def train_reference(lmbda: float, N: int, M: int, train_images: ImageSet, val_im
     def val(m: nn.Module) -> dict[str, float]:
         return {k: float(v) for k, v in step(m, (x,)).items()}
 
-    hist = engine.train(model, step, _crops(train_images, settings, budget), budget.config(), val_fn=val,
+    hist = engine.train(model, step, _crops(train_images, settings, budget), budget.config(),
+                        val_fn=_with_hook(val, on_validate),
                         log_csv=log_csv, desc=desc)
     model.load_state_dict(hist.best_state)
     return ReferenceCodec(model), hist

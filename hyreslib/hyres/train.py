@@ -28,15 +28,18 @@ from .residual import ResidualCodec, likelihood_bits
 @dataclass(frozen=True)
 class JpegBase:
     """DataLoader transform: a crop -> (crop, its decoded JPEG, the JPEG's bits per pixel, the
-    JPEG quality)."""
+    JPEG quality); a mid-grey base and 0 bpp for settings without a base layer."""
 
     settings: JpegSettings = JpegSettings()
 
     def __call__(self, crop: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         s = self.settings
+        quality = torch.tensor(float(s.quality))
+        if not s.has_base:
+            return crop, torch.full_like(crop, 0.5), torch.tensor(0.0), quality
         batch = jpeg_io.roundtrip(crop, s.quality, s.subsampling, s.optimize, backend="cpu")
         bpp = 8.0 * batch.nbytes[0] / (crop.shape[-2] * crop.shape[-1])
-        return crop, batch.decoded[0], torch.tensor(bpp, dtype=torch.float32), torch.tensor(float(s.quality))
+        return crop, batch.decoded[0], torch.tensor(bpp, dtype=torch.float32), quality
 
 
 def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, quality: int | Tensor
