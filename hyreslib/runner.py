@@ -22,7 +22,7 @@ import yaml
 
 from .data import PROJECT_ROOT
 from .fileio import atomic_write_json
-from .profiles import CELL_TIMEOUT, profile_params
+from .profiles import CELL_TIMEOUT, PROFILES, profile_params
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 # Injected into every notebook that declares them; `interactive=False` keeps widget state out of
@@ -176,7 +176,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="execute the notebook pipeline with papermill")
-    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--profile", choices=list(PROFILES), default="quick")
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="notebook stems or numbers, e.g. 00 02")
     p.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                    help="override a parameter (NN.name=value for one notebook); values are YAML")

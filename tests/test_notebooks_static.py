@@ -39,11 +39,39 @@ def test_every_parameter_is_visible_to_papermill(path):
     assert defaults["profile"] == "quick" and defaults["device"] == "auto"
 
 
-def test_full_profile_names_are_declared():
+@pytest.mark.parametrize("profile", ["cpu", "full"])
+def test_profile_names_are_declared(profile):
     from hyreslib.profiles import PROFILES
 
     by_stem = {p.stem: p for p in NOTEBOOKS}
-    for stem, values in PROFILES["full"].items():
-        assert stem in by_stem, f"profile 'full' configures unknown notebook {stem}"
+    for stem, values in PROFILES[profile].items():
+        assert stem in by_stem, f"profile {profile!r} configures unknown notebook {stem}"
         missing = set(values) - set(pm.inspect_notebook(str(by_stem[stem])))
-        assert not missing, f"profile 'full' sets {sorted(missing)} that {stem} does not declare"
+        assert not missing, f"profile {profile!r} sets {sorted(missing)} that {stem} does not declare"
+
+
+@pytest.mark.parametrize("profile", ["cpu", "full"])
+def test_every_profile_sets_every_budget(profile):
+    """A budget parameter (steps, model size, images measured) left at its quick default in a
+    longer profile would silently run the quick budget there."""
+    from hyreslib.profiles import BUDGET_PARAMS, PROFILES
+
+    by_stem = {p.stem: p for p in NOTEBOOKS}
+    for stem, names in BUDGET_PARAMS.items():
+        declared = pm.inspect_notebook(str(by_stem[stem]))
+        assert set(names) <= set(declared), f"{stem} does not declare {sorted(set(names) - set(declared))}"
+        values = PROFILES[profile].get(stem, {})
+        missing = [n for n in names if n not in values]
+        assert not missing, f"profile {profile!r} gives no value for {stem}'s budget {missing}"
+        if profile == "full":
+            same = [n for n in names if values[n] == ast.literal_eval(declared[n]["default"])]
+            assert not same, f"profile 'full' keeps the quick default of {stem}'s {same}"
+
+
+def test_budget_params_cover_every_training_notebook():
+    from hyreslib.profiles import BUDGET_PARAMS
+
+    for path in NOTEBOOKS:
+        declared = set(pm.inspect_notebook(str(path)))
+        if declared & {"steps", "test_images", "eval_images", "max_images"}:
+            assert path.stem in BUDGET_PARAMS, f"{path.stem} has a budget but no BUDGET_PARAMS entry"
