@@ -85,3 +85,44 @@ def test_conditioning_is_part_of_checkpoint_and_fingerprint(codec, photo, tmp_pa
     assert torch.equal(loaded.decode(codec.encode(photo)), codec.decode(codec.encode(photo)))
     plain = _codec(ResidualConfig(N=16, M=24, depth=4, scale_levels=128))
     assert plain.fingerprint != codec.fingerprint
+
+
+def test_latent_free_mode_trains_without_rate_and_ignores_the_latent():
+    torch.manual_seed(0)
+    model = ResidualCodec(COND).train()
+    r, cond = torch.randn(2, 3, 64, 64) * 0.1, side_input(torch.rand(2, 3, 64, 64), 10)
+    out = model(r, cond, skip=torch.tensor([True, False]))
+    assert torch.all(out["y_hat"][0] == 0) and torch.all(out["likelihoods"]["y"][0] == 1)
+    assert torch.all(out["likelihoods"]["z"][0] == 1) and not torch.all(out["likelihoods"]["z"][1] == 1)
+    assert torch.allclose(out["r_hat"][:1], model.synthesise(torch.zeros_like(out["y_hat"][:1]), model.features(cond[:1])))
+
+
+def test_encoder_picks_the_cheaper_mode_and_the_decoder_follows(photo):
+    from hyreslib.hyres import bitstream
+    from hyreslib.metrics import bpp, psnr
+
+    def cost(codec, data):
+        x_hat = codec.decode(data)
+        mse = float(((x_hat - photo) ** 2).mean())
+        return codec.lmbda * 255 ** 2 * mse + bpp(len(data), *photo.shape[-2:])
+
+    for lmbda in (1e-6, 1e3):  # rate is everything / distortion is everything
+        codec = _codec()
+        codec.lmbda = lmbda
+        enc = codec.encode_detailed(photo)
+        free = bitstream.is_latent_free(bitstream.read(enc.data)[1])
+        dec = codec.decode_detailed(enc.data)
+        assert torch.equal(dec.y_hat, enc.y_hat)
+        assert free == (lmbda < 1)
+        codec.lmbda = None  # the other option, forced
+        other = codec.encode(photo) if free else None
+        if other is not None:
+            codec.lmbda = lmbda
+            assert cost(codec, enc.data) <= cost(codec, other)
+    assert psnr(dec.image, photo) > 0
+
+
+def test_lambda_is_saved_with_the_codec(tmp_path):
+    codec = _codec()
+    codec.lmbda = 0.01
+    assert HyresCodec.load(codec.save(tmp_path / "c.ckpt")).lmbda == 0.01

@@ -8,6 +8,10 @@
     3 y_anchor  rANS string of the anchor half of y (coded first, from the hyperprior alone)
     4 y_non_anchor  rANS string of the other half (coded with the decoded anchors as context)
 
+Chunks 2-4 are all empty (and the latent CRC 0) in the latent-free mode, which the encoder picks
+for an image when the latent does not pay for its bits: the decoder then synthesises from a zero
+latent (with a base-conditioned model, what the base alone implies).
+
 The container's CRC-32 catches damaged or truncated files. The latent CRC lets the decoder check
 that it read exactly the symbols the encoder coded (a wrong z corrupts them too); it fails loudly
 instead of showing a wrong image when decoding loses sync, e.g. on a device that computes the
@@ -75,12 +79,18 @@ def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
         raise CorruptStreamError(f"HyRES file has {len(chunks)} chunks, expected {len(CHUNKS)}")
     header = Header.from_bytes(chunks[0])
     parts = dict(zip(CHUNKS[1:], chunks[1:]))
-    empty = [k for k, v in parts.items() if not v and not (k == "jpeg" and header.jpeg_quality == 0)]
+    empty = [k for k, v in parts.items() if not v and not (k == "jpeg" and header.jpeg_quality == 0)
+             and not (k in STRINGS and is_latent_free(parts))]
     if header.jpeg_quality == 0 and parts["jpeg"]:
         raise CorruptStreamError("HyRES file without a base layer (quality 0) carries a JPEG chunk")
     if empty:
         raise CorruptStreamError(f"HyRES file has empty chunk(s) {empty}")
     return header, parts
+
+
+def is_latent_free(parts: dict[str, bytes]) -> bool:
+    """True for a file coded in the latent-free mode (no z / y strings)."""
+    return not any(parts[k] for k in STRINGS)
 
 
 def breakdown(data: bytes) -> dict[str, int]:

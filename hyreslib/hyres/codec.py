@@ -19,7 +19,7 @@ parameters computed differently on another device) fails loudly instead of showi
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from .. import jpeg as jpeg_io
 from ..checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from ..container import CorruptStreamError
 from ..images import from_uint8, to_uint8
+from ..metrics import bpp
 from . import bitstream
 from .bitstream import STRINGS, Header
 from .conditioning import side_input
@@ -104,9 +105,12 @@ class HyresCodec:
     """Encode images to ``.hyr`` bytes and back with one trained residual model."""
 
     def __init__(self, residual: ResidualCodec, jpeg: JpegSettings = JpegSettings(),
-                 refine: nn.Module | None = None, device: torch.device | str = "cpu"):
+                 refine: nn.Module | None = None, device: torch.device | str = "cpu", lmbda: float | None = None):
+        """``lmbda``: the λ the model was trained for; with it the encoder chooses, per image,
+        between coding the latent and the latent-free mode by rate-distortion cost."""
         self.device = torch.device(device)
         self.jpeg = jpeg
+        self.lmbda = lmbda
         # Coding tables are always built on the CPU so that every device codes with the same CDFs.
         residual = residual.cpu().eval()
         residual.update(force=True)
@@ -153,15 +157,31 @@ class HyresCodec:
 
     @torch.no_grad()
     def encode_detailed(self, image: Tensor, quality: int | None = None) -> Encoded:
+        """Encode; a codec that knows its λ also tries the latent-free mode and keeps whichever
+        option has the lower rate-distortion cost ``λ·255²·MSE + bpp`` on real bytes."""
         x = _check_image(image)
         quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
-        out = self.residual.compress(self._residual_input(x, base), self._cond(base, quality))
+        cond = self._cond(base, quality)
+        feats = self.residual.features(cond)
+        out = self.residual.compress_latent(self.residual.analyse(self._residual_input(x, base), cond), feats)
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
                         latent_crc=symbols_crc(out["symbols"][0]))
-        data = bitstream.write(header, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS})
-        return Encoded(data, base, out["y_hat"])
+        coded = bitstream.write(header, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS})
+        if self.lmbda is None:
+            return Encoded(coded, base, out["y_hat"])
+        free = bitstream.write(replace(header, latent_crc=0), jpeg_bytes, dict.fromkeys(STRINGS, b""))
+        options = [(coded, out["y_hat"]), (free, torch.zeros_like(out["y_hat"]))]
+        data, y_hat = min(options, key=lambda o: self._rd_cost(x, base, o[1], feats, len(o[0])))
+        return Encoded(data, base, y_hat)
+
+    def _rd_cost(self, x: Tensor, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None, nbytes: int) -> float:
+        """The training loss of one coding option, with the real file size as its rate."""
+        h, w = x.shape[-2:]
+        r_hat = self.residual.synthesise(y_hat, feats)[0, :, :h, :w]
+        mse = F.mse_loss(compose(base.to(self.device), r_hat).cpu(), x)
+        return self.lmbda * 255.0 ** 2 * float(mse) + bpp(nbytes, h, w)
 
     def encode(self, image: Tensor, quality: int | None = None) -> bytes:
         """A (3, H, W) image in [0, 1] -> the bytes of a ``.hyr`` file."""
@@ -189,16 +209,21 @@ class HyresCodec:
             raise CorruptStreamError(f"HyRES file: JPEG base is {base.shape[-1]}x{base.shape[-2]}, "
                                      f"header says {header.width}x{header.height}")
         feats = self.residual.features(self._cond(base, header.jpeg_quality))
-        latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS},
-                                                 *self._padded(header.height, header.width), feats)
+        y_hat = self._decode_latent(header, parts, feats)
+        r_hat = self.residual.synthesise(y_hat, feats)[0, :, :header.height, :header.width]
+        image = compose(base.to(self.device), r_hat, self.refine).cpu()
+        return Decoded(image, base, y_hat)
+
+    def _decode_latent(self, header: Header, parts: dict[str, bytes], feats: list[Tensor] | None) -> Tensor:
+        hp, wp = self._padded(header.height, header.width)
+        if bitstream.is_latent_free(parts):
+            return torch.zeros((1, *self.residual.latent_shapes(hp, wp)["y"]), device=self.device)
+        latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS}, hp, wp, feats)
         if symbols_crc(latent["symbols"][0]) != header.latent_crc:
             raise LatentMismatchError("decoded latent symbols differ from the encoder's (latent CRC mismatch): the "
                                       "file was altered, or this device computes the entropy parameters differently "
                                       f"from the encoder's ({self.device}); decode on the device type that encoded it")
-        y_hat = latent["y_hat"]
-        r_hat = self.residual.synthesise(y_hat, feats)[0, :, :header.height, :header.width]
-        image = compose(base.to(self.device), r_hat, self.refine).cpu()
-        return Decoded(image, base, y_hat)
+        return latent["y_hat"]
 
     def _decode_base(self, header: Header, jpeg_bytes: bytes) -> Tensor:
         if header.jpeg_quality == NO_BASE:
@@ -214,7 +239,7 @@ class HyresCodec:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return {"residual": self.residual.config.to_dict(), "jpeg": asdict(self.jpeg),
+        return {"residual": self.residual.config.to_dict(), "jpeg": asdict(self.jpeg), "lmbda": self.lmbda,
                 "refine": {"width": self.refine.width} if self.refine is not None else None}
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -236,7 +261,7 @@ class HyresCodec:
         if use_refine and cfg.get("refine"):
             refine = MultiScaleRefine(**cfg["refine"])
             refine.load_state_dict(_with_prefix(state, "refine."))
-        return cls(residual, JpegSettings(**cfg["jpeg"]), refine, device)
+        return cls(residual, JpegSettings(**cfg["jpeg"]), refine, device, lmbda=cfg.get("lmbda"))
 
 
 def _with_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

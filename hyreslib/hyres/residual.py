@@ -161,8 +161,13 @@ class ResidualCodec(CompressionModel):
         """Side parameters of the entropy model: h_s(z_hat), joined by the base's coarsest features."""
         return params if feats is None else torch.cat([params, feats[-1]], dim=1)
 
-    def forward(self, r: Tensor, cond: Tensor | None = None) -> dict[str, Any]:
-        """Training / estimation pass: ``{"r_hat", "y_hat", "likelihoods": {"y", "z"}}``."""
+    def forward(self, r: Tensor, cond: Tensor | None = None, skip: Tensor | None = None) -> dict[str, Any]:
+        """Training / estimation pass: ``{"r_hat", "y_hat", "likelihoods": {"y", "z"}}``.
+
+        ``skip`` (B booleans) trains the codec's latent-free mode on those items: y_hat is zero and
+        nothing is coded (likelihood 1), so g_s learns what the base alone implies (a conditional
+        model: JPEG artifact removal at no rate); the encoder picks that mode when it is cheaper.
+        """
         # The one-pass method is the noise model; rounding (eval, or STE training) needs two passes
         # so that anchors are quantised around their own means before they become context.
         self.checkerboard.forward_method = "onepass" if self.training and self.quantizer == "noise" else "twopass"
@@ -170,8 +175,12 @@ class ResidualCodec(CompressionModel):
         y = self.analyse(r, cond)
         hyper = self.latent_codec.hyper(y)
         out = self.checkerboard(y, self._side(hyper["params"], feats))
-        return {"r_hat": self.synthesise(out["y_hat"], feats), "y_hat": out["y_hat"],
-                "likelihoods": {"y": out["likelihoods"]["y"], "z": hyper["likelihoods"]["z"]}}
+        y_hat, lik = out["y_hat"], {"y": out["likelihoods"]["y"], "z": hyper["likelihoods"]["z"]}
+        if skip is not None:
+            keep = (~skip).to(y_hat.dtype).reshape(-1, 1, 1, 1)
+            y_hat = y_hat * keep
+            lik = {k: v * keep + (1.0 - keep) for k, v in lik.items()}
+        return {"r_hat": self.synthesise(y_hat, feats), "y_hat": y_hat, "likelihoods": lik}
 
     def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
         """Build the coding tables (our finer scale table unless one is given)."""

@@ -47,6 +47,7 @@ class Budget:
     lr: float = 1e-3
     quantizer: str = "ste"
     rate_warmup: float = 0.0   # fraction of the steps over which the rate's weight ramps 0 -> 1 (from scratch)
+    latent_dropout: float = 0.0  # fraction of crops trained in the latent-free mode (base-only decode)
     workers: int = 1
     val_every: int = 0
     log_every: int = 25
@@ -73,11 +74,11 @@ def train_residual(model: ResidualCodec, lmbda: float, settings: JpegSettings, t
     model.set_quantizer(budget.quantizer)
     loader = _crops(train_images, settings, budget)
     val_fn = _with_hook(make_val(val_images, lmbda, VAL_CROP, settings, budget.device), on_validate)
-    step = make_step(lmbda, int(budget.rate_warmup * budget.steps))
+    step = make_step(lmbda, int(budget.rate_warmup * budget.steps), budget.latent_dropout)
     hist = engine.train(model, step, loader, budget.config(), val_fn=val_fn, log_csv=log_csv,
                         on_log=on_log, desc=desc, checkpoint_path=state_path, resume=state_path is not None)
     model.load_state_dict(hist.best_state)
-    return HyresCodec(finalize(model.cpu()), settings, device=budget.device), hist
+    return HyresCodec(finalize(model.cpu()), settings, device=budget.device, lmbda=lmbda), hist
 
 
 def _with_hook(val_fn: engine.ValFn, hook: Callable[[nn.Module], None] | None) -> engine.ValFn:
@@ -194,4 +195,4 @@ def train_refine(codec: HyresCodec, train_images: ImageSet, val_images: ImageSet
                                                                                           codec.jpeg, budget.device),
                         log_csv=log_csv, on_log=on_log, desc=desc)
     refine.load_state_dict(hist.best_state)
-    return HyresCodec(codec.residual, codec.jpeg, refine.eval(), device=budget.device), hist
+    return HyresCodec(codec.residual, codec.jpeg, refine.eval(), device=budget.device, lmbda=codec.lmbda), hist

@@ -89,7 +89,7 @@ def train_variant(setup: StudySetup, variant: str, i: int, train_images: ImageSe
         warm = replace(setup.budget, rate_warmup=max(setup.budget.rate_warmup, 0.1))
         train_residual(ResidualCodec(cfg), lmbda, settings, train_images, val_images, warm, desc=desc,
                        on_validate=keep)
-        codecs = [HyresCodec(finalize(_loaded(ResidualCodec(cfg), s)), settings) for s in snaps]
+        codecs = [HyresCodec(finalize(_loaded(ResidualCodec(cfg), s)), settings, lmbda=lmbda) for s in snaps]
     return list(zip(_snapshot_steps(setup.budget, len(codecs)), codecs))
 
 

@@ -42,11 +42,12 @@ class JpegBase:
         return crop, batch.decoded[0], torch.tensor(bpp, dtype=torch.float32), quality
 
 
-def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, quality: int | Tensor
-             ) -> dict[str, Tensor]:
+def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, quality: int | Tensor,
+             skip: Tensor | None = None) -> dict[str, Tensor]:
     """Rate-distortion loss and its parts for a batch (x and base of equal, codable size; the
-    base's JPEG ``quality`` is seen by base-conditioned models)."""
-    out = model(x - base, side_input(base, quality))
+    base's JPEG ``quality`` is seen by base-conditioned models; ``skip`` marks items trained in
+    the latent-free mode)."""
+    out = model(x - base, side_input(base, quality), skip)
     x_hat = compose(base, out["r_hat"], clamp=False)
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
     bpp = {f"bpp_{k}": likelihood_bits(v) / pixels for k, v in out["likelihoods"].items()}
@@ -55,21 +56,23 @@ def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, qualit
             "psnr": (-10.0 * torch.log10(mse.detach().clamp_min(1e-12))), **bpp}
 
 
-def make_step(lmbda: float, rate_warmup: int = 0) -> StepFn:
+def make_step(lmbda: float, rate_warmup: int = 0, latent_dropout: float = 0.0) -> StepFn:
     """The engine's step function for batches from :class:`JpegBase`.
 
     ``rate_warmup``: over the first this-many calls the weight of the rate in the loss ramps from
     0 to 1. A JPEG residual is small, so its distortion gradients are weak next to the rate's;
     from a cold start the rate can then push the latent to the hyperprior means before it carries
     anything, a state it does not leave (seen at base quality 10). ``loss`` is what is trained;
-    ``rd_loss`` is the full rate-distortion loss.
+    ``rd_loss`` is the full rate-distortion loss. ``latent_dropout``: the fraction of items
+    trained in the latent-free mode (see :meth:`ResidualCodec.forward`).
     """
     calls = 0
 
     def step(model: ResidualCodec, batch) -> dict[str, Tensor]:
         nonlocal calls
         x, base, jpeg_bpp, quality = batch
-        terms = rd_terms(model, x, base, lmbda, quality)
+        skip = torch.rand(x.shape[0], device=x.device) < latent_dropout if latent_dropout else None
+        terms = rd_terms(model, x, base, lmbda, quality, skip)
         weight = min(1.0, calls / rate_warmup) if rate_warmup else 1.0
         calls += 1
         rate = terms["bpp_y"] + terms["bpp_z"]
