@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .limits import check_size
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
 
@@ -44,14 +46,18 @@ def to_rgb(img: Image.Image, name: str = "image") -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as a (3, H, W) float tensor in [0, 1]."""
+def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
+    """Read an image file as a (3, H, W) float tensor in [0, 1]. Its size is checked against
+    ``max_pixels`` (:mod:`hyreslib.limits`) before its pixels are decoded."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not an image file")
     try:
         with Image.open(path) as img:
+            check_size(*img.size, max_pixels, what=f"image {path.name}")
             img.load()
             rgb = to_rgb(img, path.name)
-    except (OSError, SyntaxError) as exc:  # Pillow raises these for unreadable files
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow raises these for unreadable files
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return from_uint8(np.asarray(rgb))
 

@@ -1,17 +1,25 @@
 """The ``.hyr`` file: one container (:mod:`hyreslib.container`, magic ``HYR1``) with five chunks::
 
     0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | model fingerprint 8 B
-                | CRC-32 of the integer symbols of y u32                       (22 bytes, LE)
+                | content CRC-32 u32                                           (22 bytes, LE)
     1 jpeg      a standard baseline JPEG of the original image (``hyres extract-jpeg`` writes it out)
-    2 z         rANS string of the hyper-latent
-    3 y_anchor  rANS string of the anchor half of y (coded first, from the hyperprior alone)
-    4 y_non_anchor  rANS string of the other half (coded with the decoded anchors as context)
+    2 z         entropy-coded string of the hyper-latent (:mod:`hyreslib.ans`)
+    3 y_anchor  string of the anchor half of y (coded first, from the hyperprior alone)
+    4 y_non_anchor  string of the other half (coded with the decoded anchors as context)
 
-The container's CRC-32 catches damaged or truncated files. The latent CRC lets the decoder check
-that it read exactly the symbols the encoder coded (a wrong z corrupts them too); it fails loudly
-instead of showing a wrong image when decoding loses sync, e.g. on a device that computes the
-entropy parameters differently from the encoder's, or when a string was altered behind a
-recomputed container CRC.
+Version 2 (this one) codes the strings with the bounds-checked coder of :mod:`hyreslib.ans`;
+version 1 files (CompressAI's rANS, whose decoder a crafted string can crash) are refused.
+
+What the checks promise. The container's CRC-32 catches accidental damage: a flipped bit or a
+truncated file. The content CRC covers everything that shapes the picture: the integer symbols
+of z and y and the decoded pixels of the JPEG base (only the floating-point synthesis that turns
+y into a residual lies outside it). The decoder recomputes it from what it decoded, so decoding
+that lost sync (entropy parameters computed differently from the encoder's, e.g. on another
+device type) and altered strings that still parse fail loudly instead of showing a wrong image.
+Each string must also be used up exactly. None of this is authentication: CRC-32 is not a
+cryptographic hash, and anyone who edits a file can recompute both CRCs so that it decodes, to a
+different picture, without error. Verify files from untrusted sources by other means (a
+signature or a hash sent separately).
 """
 
 from __future__ import annotations
@@ -21,13 +29,13 @@ from dataclasses import dataclass
 
 from ..container import CorruptStreamError, pack, unpack
 from ..jpeg import SUBSAMPLING
+from ..limits import MAX_SIDE
 
 MAGIC = b"HYR1"
-VERSION = 1
+VERSION = 2
 CHUNKS = ("header", "jpeg", "z", "y_anchor", "y_non_anchor")
 STRINGS = CHUNKS[2:]
 FINGERPRINT_BYTES = 8
-MAX_SIDE = 1 << 16
 _HEADER = struct.Struct("<IIBB8sI")
 _SUBSAMPLING_NAMES = {v: k for k, v in SUBSAMPLING.items()}
 
@@ -39,11 +47,11 @@ class Header:
     jpeg_quality: int
     subsampling: str
     fingerprint: bytes
-    latent_crc: int
+    content_crc: int
 
     def to_bytes(self) -> bytes:
         return _HEADER.pack(self.width, self.height, self.jpeg_quality, SUBSAMPLING[self.subsampling],
-                            self.fingerprint, self.latent_crc)
+                            self.fingerprint, self.content_crc)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Header:
@@ -69,14 +77,16 @@ def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
 
     Raises :class:`CorruptStreamError` for anything that is not an intact file of this format.
     """
+    if bytes(data[:4]) == MAGIC and len(data) > 4 and data[4] < VERSION:
+        raise CorruptStreamError(f"HyRES file of format version {data[4]} (an older build's rANS coder); this build "
+                                 f"reads version {VERSION}: re-encode the image")
     _, chunks = unpack(data, MAGIC, [VERSION], what="HyRES file")
     if len(chunks) != len(CHUNKS):
         raise CorruptStreamError(f"HyRES file has {len(chunks)} chunks, expected {len(CHUNKS)}")
     header = Header.from_bytes(chunks[0])
     parts = dict(zip(CHUNKS[1:], chunks[1:]))
-    empty = [k for k, v in parts.items() if not v]
-    if empty:
-        raise CorruptStreamError(f"HyRES file has empty chunk(s) {empty}")
+    if not parts["jpeg"]:
+        raise CorruptStreamError("HyRES file has an empty JPEG chunk")
     return header, parts
 
 

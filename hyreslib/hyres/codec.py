@@ -11,9 +11,12 @@ Decoding rebuilds ``base`` from the JPEG bytes with the same CPU decoder, decode
 the final image: ``clamp(refine(base + r_hat), 0, 1)``.
 
 The encoder and the decoder run the same code on the same padded shapes, so on one device the
-decoder rebuilds bit-for-bit the latent the encoder coded. The file stores a CRC of the latent's
-integer symbols, which the decoder checks: decoding that lost sync (an altered string, or entropy
-parameters computed differently on another device) fails loudly instead of showing a wrong image.
+decoder rebuilds bit-for-bit the latent the encoder coded. The file stores a CRC of everything
+that shapes the picture (z and y symbols, JPEG base pixels; see :mod:`.bitstream` for what it
+promises and what it does not), which the decoder checks: decoding that lost sync (entropy
+parameters computed differently on another device) or an altered string fails loudly instead of
+showing a wrong image. Before decoding anything large the decoder checks the size the header
+claims and its own working-memory estimate against :mod:`hyreslib.limits`.
 """
 
 from __future__ import annotations
@@ -28,15 +31,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import jpeg as jpeg_io
-from ..checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from ..checkpoint import build_model, fingerprint, load_checkpoint, save_checkpoint
 from ..container import CorruptStreamError
 from ..images import from_uint8, to_uint8
+from ..limits import check_memory, check_size
 from . import bitstream
 from .bitstream import STRINGS, Header
 from .refine import MultiScaleRefine
 from .residual import ResidualCodec, ResidualConfig, likelihood_bits
 
 CHECKPOINT_KIND = "hyres-codec"
+# Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N); fitted
+# to peak RSS measured on CPU (bench/fuzz.py --memory), rounded up.
+MEMORY_FIXED = 256 << 20
+MEMORY_PER_PIXEL = 64
+MEMORY_PER_PIXEL_CHANNEL = 2
 
 
 class LatentMismatchError(CorruptStreamError):
@@ -67,9 +76,13 @@ class Decoded:
     y_hat: Tensor
 
 
-def symbols_crc(symbols: Tensor) -> int:
-    """CRC-32 of one image's integer latent symbols (int32, little-endian order of the array)."""
-    return zlib.crc32(symbols.detach().to(torch.int32).cpu().contiguous().numpy().tobytes())
+def content_crc(z_symbols: Tensor, symbols: Tensor, base: Tensor) -> int:
+    """CRC-32 of what shapes one picture: the integer symbols of z and y (int32, in array order)
+    and the 8-bit pixels of the decoded JPEG base."""
+    crc = 0
+    for t in (z_symbols, symbols):
+        crc = zlib.crc32(t.detach().to(torch.int32).cpu().contiguous().numpy().astype("<i4").tobytes(), crc)
+    return zlib.crc32(to_uint8(base.cpu()).tobytes(), crc)
 
 
 def compose(base: Tensor, r_hat: Tensor, refine: nn.Module | None = None, clamp: bool = True) -> Tensor:
@@ -109,11 +122,23 @@ class HyresCodec:
         k = self.residual.downsampling_factor
         return -(-h // k) * k, -(-w // k) * k
 
+    def _quality(self, quality: int | None) -> int:
+        """The base-layer quality to use: ``quality`` (1..100), or the model's when None."""
+        quality = self.jpeg.quality if quality is None else quality
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+            raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
+        return quality
+
     def base_layer(self, x: Tensor, quality: int | None = None) -> tuple[bytes, Tensor]:
         """JPEG bytes of ``x`` and their canonical (CPU) decode."""
-        data = jpeg_io.encode_array(to_uint8(x), quality or self.jpeg.quality, self.jpeg.subsampling,
-                                    self.jpeg.optimize)
-        return data, from_uint8(jpeg_io.decode_array(data))
+        data = jpeg_io.encode_array(to_uint8(x), self._quality(quality), self.jpeg.subsampling, self.jpeg.optimize)
+        return data, from_uint8(jpeg_io.decode_array(data, max_pixels=x.shape[-1] * x.shape[-2]))
+
+    def working_memory(self, height: int, width: int) -> int:
+        """Estimated peak bytes of decoding a ``height`` x ``width`` image (measured: see
+        ``bench/fuzz.py --memory``): the synthesis transform's activations dominate."""
+        hp, wp = self._padded(height, width)
+        return MEMORY_FIXED + hp * wp * (MEMORY_PER_PIXEL + MEMORY_PER_PIXEL_CHANNEL * self.residual.config.N)
 
     def _residual_input(self, x: Tensor, base: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -121,20 +146,21 @@ class HyresCodec:
         return F.pad((x - base).unsqueeze(0), (0, wp - w, 0, hp - h)).to(self.device)
 
     @torch.no_grad()
-    def encode_detailed(self, image: Tensor, quality: int | None = None) -> Encoded:
+    def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> Encoded:
         x = _check_image(image)
-        quality = quality or self.jpeg.quality
+        check_size(x.shape[-1], x.shape[-2], max_pixels)
+        quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
         out = self.residual.compress(self._residual_input(x, base))
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
-                        latent_crc=symbols_crc(out["symbols"][0]))
+                        content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
         data = bitstream.write(header, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS})
         return Encoded(data, base, out["y_hat"])
 
-    def encode(self, image: Tensor, quality: int | None = None) -> bytes:
+    def encode(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> bytes:
         """A (3, H, W) image in [0, 1] -> the bytes of a ``.hyr`` file."""
-        return self.encode_detailed(image, quality).data
+        return self.encode_detailed(image, quality, max_pixels).data
 
     @torch.no_grad()
     def estimate_bits(self, image: Tensor, quality: int | None = None) -> dict[str, float]:
@@ -147,13 +173,17 @@ class HyresCodec:
 
     # -- decoding -------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode_detailed(self, data: bytes) -> Decoded:
+    def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
+        """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
         if header.fingerprint != self.fingerprint:
             raise CorruptStreamError(f"this file was made with another model (fingerprint {header.fingerprint.hex()}; "
                                      f"the loaded model is {self.fingerprint.hex()})")
+        check_size(header.width, header.height, max_pixels, what="HyRES file's image")
+        check_memory(self.working_memory(header.height, header.width), max_memory,
+                     what=f"decoding this {header.width}x{header.height} HyRES file")
         try:
-            base = from_uint8(jpeg_io.decode_array(parts["jpeg"]))
+            base = from_uint8(jpeg_io.decode_array(parts["jpeg"], max_pixels=header.width * header.height))
         except ValueError as exc:
             raise CorruptStreamError(f"HyRES file: bad JPEG base layer ({exc})") from None
         if tuple(base.shape[-2:]) != (header.height, header.width):
@@ -161,18 +191,19 @@ class HyresCodec:
                                      f"header says {header.width}x{header.height}")
         latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS},
                                                  *self._padded(header.height, header.width))
-        if symbols_crc(latent["symbols"][0]) != header.latent_crc:
-            raise LatentMismatchError("decoded latent symbols differ from the encoder's (latent CRC mismatch): the "
-                                      "file was altered, or this device computes the entropy parameters differently "
-                                      f"from the encoder's ({self.device}); decode on the device type that encoded it")
+        if content_crc(latent["z_symbols"][0], latent["symbols"][0], base) != header.content_crc:
+            raise LatentMismatchError("decoded symbols or base pixels differ from the encoder's (content CRC "
+                                      "mismatch): the file was altered, or this device computes the entropy parameters "
+                                      f"differently from the encoder's ({self.device}); decode on the device type "
+                                      "that encoded it")
         y_hat = latent["y_hat"]
         r_hat = self.residual.synthesise(y_hat)[0, :, :header.height, :header.width]
         image = compose(base.to(self.device), r_hat, self.refine).cpu()
         return Decoded(image, base, y_hat)
 
-    def decode(self, data: bytes) -> Tensor:
+    def decode(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Tensor:
         """``.hyr`` bytes -> the (3, H, W) reconstruction in [0, 1]."""
-        return self.decode_detailed(data).image
+        return self.decode_detailed(data, max_pixels, max_memory).image
 
     # -- checkpoints ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -192,13 +223,19 @@ class HyresCodec:
         stored config, coding tables rebuilt with ``update(force=True)``)."""
         payload = load_checkpoint(path, kind=CHECKPOINT_KIND)
         cfg, state = payload["config"], payload["state_dict"]
-        residual = ResidualCodec(ResidualConfig.from_dict(cfg["residual"]))
-        residual.load_state_dict(_with_prefix(state, "residual."))
+        try:
+            jpeg = JpegSettings(**cfg["jpeg"])
+            if not 1 <= jpeg.quality <= 100 or jpeg.subsampling not in jpeg_io.SUBSAMPLING:
+                raise ValueError(f"quality {jpeg.quality}, subsampling {jpeg.subsampling}")
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid JPEG settings in the checkpoint ({type(exc).__name__}: {exc})") from None
+        residual = build_model(lambda: ResidualCodec(ResidualConfig.from_dict(cfg["residual"])),
+                               _with_prefix(state, "residual."), f"{path} (residual codec)")
         refine = None
         if use_refine and cfg.get("refine"):
-            refine = MultiScaleRefine(**cfg["refine"])
-            refine.load_state_dict(_with_prefix(state, "refine."))
-        return cls(residual, JpegSettings(**cfg["jpeg"]), refine, device)
+            refine = build_model(lambda: MultiScaleRefine(**cfg["refine"]), _with_prefix(state, "refine."),
+                                 f"{path} (refiner)")
+        return cls(residual, jpeg, refine, device)
 
 
 def _with_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
