@@ -44,8 +44,8 @@ CHECKPOINT_KIND = "hyres-codec"
 # Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N); fitted
 # to peak RSS measured on CPU (bench/fuzz.py --memory), rounded up.
 MEMORY_FIXED = 256 << 20
-MEMORY_PER_PIXEL = 64
-MEMORY_PER_PIXEL_CHANNEL = 2
+MEMORY_PER_PIXEL = 128
+MEMORY_PER_PIXEL_CHANNEL = 4
 
 
 class LatentMismatchError(CorruptStreamError):
