@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .fileio import atomic_write
 from .limits import check_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -103,7 +104,10 @@ def png_bytes(x: torch.Tensor) -> bytes:
 
 
 def save_image(x: torch.Tensor, path: str | Path) -> Path:
+    """Write an image atomically, in the format its suffix names (``.png``, ``.bmp``...)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(x).save(path)
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image file suffix {path.suffix!r} (use .png)")
+    img = to_pil(x)
+    return atomic_write(path, lambda f: img.save(f, format=fmt))

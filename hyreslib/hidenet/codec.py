@@ -59,10 +59,10 @@ MODE_NAMES = {v: k for k, v in MODES.items()}
 DEFAULT_LEVELS = 8
 MAX_LEVELS = 24
 # Decoder working memory, bytes = FIXED + pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * predictor width);
-# fitted to peak RSS measured on CPU (bench/fuzz.py --memory), rounded up.
+# fitted to peak RSS measured on CPU (bench/decoder_memory.py), rounded up.
 MEMORY_FIXED = 128 << 20
-MEMORY_PER_PIXEL = 160
-MEMORY_PER_PIXEL_CHANNEL = 32
+MEMORY_PER_PIXEL = 256
+MEMORY_PER_PIXEL_CHANNEL = 16
 _HEADER = struct.Struct("<HHBBHB8sI")
 
 ResidualSource = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -42,7 +42,7 @@ from .residual import ResidualCodec, ResidualConfig, likelihood_bits
 
 CHECKPOINT_KIND = "hyres-codec"
 # Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N); fitted
-# to peak RSS measured on CPU (bench/fuzz.py --memory), rounded up.
+# to peak RSS measured on CPU (bench/decoder_memory.py), rounded up.
 MEMORY_FIXED = 256 << 20
 MEMORY_PER_PIXEL = 128
 MEMORY_PER_PIXEL_CHANNEL = 4
@@ -136,7 +136,7 @@ class HyresCodec:
 
     def working_memory(self, height: int, width: int) -> int:
         """Estimated peak bytes of decoding a ``height`` x ``width`` image (measured: see
-        ``bench/fuzz.py --memory``): the synthesis transform's activations dominate."""
+        ``bench/decoder_memory.py``): the synthesis transform's activations dominate."""
         hp, wp = self._padded(height, width)
         return MEMORY_FIXED + hp * wp * (MEMORY_PER_PIXEL + MEMORY_PER_PIXEL_CHANNEL * self.residual.config.N)
 
