@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .images import from_uint8, to_uint8
 from .limits import check_size
@@ -72,6 +72,8 @@ def decode_array(data: bytes, max_pixels: int | None = None) -> np.ndarray:
             check_size(*img.size, max_pixels, what="JPEG stream")
             img.load()
             return np.asarray(img.convert("RGB"))
+    except UnidentifiedImageError:  # only the JPEG parser is tried: less code sees hostile bytes
+        raise ValueError("not a JPEG stream (invalid JPEG stream header)") from None
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(f"invalid JPEG stream: {exc}") from exc
 

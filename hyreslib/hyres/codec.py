@@ -49,7 +49,7 @@ MEMORY_PER_PIXEL_CHANNEL = 4
 
 
 class LatentMismatchError(CorruptStreamError):
-    """The decoder rebuilt a latent different from the one the encoder coded."""
+    """The decoder rebuilt symbols or base pixels different from the ones the encoder coded."""
 
 
 @dataclass(frozen=True)
