@@ -13,24 +13,17 @@ import numpy as np
 import pytest
 import torch
 
+from test_hyres_bitstream import codec  # noqa: F401 - the shared small codec fixture
+
 from hyreslib import ans, limits
 from hyreslib.checkpoint import save_checkpoint
 from hyreslib.container import CorruptStreamError, pack, unpack
 from hyreslib.hidenet import codec as hdn
 from hyreslib.hidenet.predictors import FixedPredictor
-from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
+from hyreslib.hyres import HyresCodec, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream
 from hyreslib.hyres.bitstream import Header
 from hyreslib.hyres.codec import CHECKPOINT_KIND
-
-
-@pytest.fixture(scope="module")
-def codec() -> HyresCodec:
-    torch.manual_seed(0)
-    residual = ResidualCodec(ResidualConfig(N=16, M=24, depth=4, scale_levels=64))
-    with torch.no_grad():
-        residual.g_a[-2].weight.mul_(30.0)
-    return HyresCodec(residual, JpegSettings(quality=10))
 
 
 @pytest.fixture(scope="module")
