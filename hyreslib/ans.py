@@ -15,6 +15,9 @@ each with a categorical model of that entry's probabilities), then the escaped v
 order: their bit count (uniform over 0..31) and their bits (uniform, at most 16 per symbol). The
 decoder knows the indexes before it reads, so it regroups the same way. A string must be used up
 exactly: words left over after the last symbol mean the decoder lost sync, and are refused.
+The fixed-point models are constriction's quantisation of each entry's probabilities, so its
+version is part of the byte format: pyproject pins it below 0.6, and a change needs a new
+container version.
 """
 
 from __future__ import annotations
