@@ -14,15 +14,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from .fileio import atomic_write
 
 FORMAT = "hyres-checkpoint"
 FORMAT_VERSION = 1
+Model = TypeVar("Model", bound=nn.Module)
 
 
 def save_checkpoint(path: str | Path, kind: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor],
@@ -49,6 +53,32 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if kind is not None and payload.get("kind") != kind:
         raise ValueError(f"{path} holds a {payload.get('kind')!r} model, expected {kind!r}")
     return payload
+
+
+def build_model(build: Callable[[], Model], state: dict[str, torch.Tensor], what: str) -> Model:
+    """``build()`` with ``state`` loaded, refusing a config or state that does not fit with one clear
+    ``ValueError``. The config is first built with fake tensors (no memory), and every weight of
+    ``state`` compared with it by name and shape, so a config that claims a huge model is refused
+    before anything is allocated. Empty buffers of the fresh model (CompressAI's coding tables,
+    sized by ``update``) are compared by name only."""
+    try:
+        with FakeTensorMode():
+            expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except (TypeError, KeyError, ValueError, AttributeError, RuntimeError) as exc:
+        raise ValueError(f"{what}: invalid model config ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{what}: the state dict is not a mapping of tensors")
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k, shape in expected.items() if k in state and 0 not in shape and tuple(state[k].shape) != shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{what}: weights do not match the config (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}, wrong shape {wrong[:3]})")
+    model = build()
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(f"{what}: weights do not load ({exc})") from None
+    return model
 
 
 def fingerprint(config: dict[str, Any], state_dict: dict[str, torch.Tensor], nbytes: int = 8) -> bytes:

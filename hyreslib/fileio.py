@@ -37,6 +37,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any],
     reject it), then move it to ``path`` atomically. On any failure the temporary file is removed
     and ``path`` is left as it was."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its 0600 mode would survive the rename; open(..., "xb") honours the umask.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{PART_SUFFIX}")
@@ -52,6 +54,16 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any],
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_input(path: str | Path) -> bytes:
+    """The bytes of an input file, with a one-line error for a missing path or a directory."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{p} is a directory, not a file")
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    return p.read_bytes()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .fileio import atomic_write
+from .limits import check_size
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
 
@@ -44,14 +47,18 @@ def to_rgb(img: Image.Image, name: str = "image") -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as a (3, H, W) float tensor in [0, 1]."""
+def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
+    """Read an image file as a (3, H, W) float tensor in [0, 1]. Its size is checked against
+    ``max_pixels`` (:mod:`hyreslib.limits`) before its pixels are decoded."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not an image file")
     try:
         with Image.open(path) as img:
+            check_size(*img.size, max_pixels, what=f"image {path.name}")
             img.load()
             rgb = to_rgb(img, path.name)
-    except (OSError, SyntaxError) as exc:  # Pillow raises these for unreadable files
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow raises these for unreadable files
         raise ValueError(f"cannot read image {path}: {exc}") from exc
     return from_uint8(np.asarray(rgb))
 
@@ -97,7 +104,10 @@ def png_bytes(x: torch.Tensor) -> bytes:
 
 
 def save_image(x: torch.Tensor, path: str | Path) -> Path:
+    """Write an image atomically, in the format its suffix names (``.png``, ``.bmp``...)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(x).save(path)
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image file suffix {path.suffix!r} (use .png)")
+    img = to_pil(x)
+    return atomic_write(path, lambda f: img.save(f, format=fmt))

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .images import from_uint8, to_uint8
+from .limits import check_size
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 # torchvision's nvJPEG encoder does not expose chroma subsampling; it writes 4:2:0 files.
@@ -63,15 +64,17 @@ def encode_array(arr: np.ndarray, quality: int, subsampling: str = "4:2:0", opti
     return buf.getvalue()
 
 
-def decode_array(data: bytes) -> np.ndarray:
-    """Decode JPEG bytes to an (H, W, 3) uint8 RGB array with libjpeg-turbo."""
+def decode_array(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """Decode JPEG bytes to an (H, W, 3) uint8 RGB array with libjpeg-turbo. The size in the JPEG
+    header is checked against ``max_pixels`` (:mod:`hyreslib.limits`) before any pixel is decoded."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format != "JPEG":
-                raise ValueError(f"not a JPEG stream (found {img.format})")
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
+            check_size(*img.size, max_pixels, what="JPEG stream")
             img.load()
             return np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError) as exc:
+    except UnidentifiedImageError:  # only the JPEG parser is tried: less code sees hostile bytes
+        raise ValueError("not a JPEG stream (invalid JPEG stream header)") from None
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(f"invalid JPEG stream: {exc}") from exc
 
 

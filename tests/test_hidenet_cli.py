@@ -48,3 +48,22 @@ def test_checkpoint_near_lossless_and_errors(tmp_path, capsys):
     assert main(["hidenet", "decode", str(tmp_path / "bad.hdn"), str(tmp_path / "z.png"), "--checkpoint", str(ckpt)]) == 2
     err = capsys.readouterr().err
     assert "checkpoint" in err and "--step" in err and "truncated" in err
+
+
+def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
+    src, _ = _image(tmp_path)
+    assert main(["hidenet", "encode", str(src), str(tmp_path / "a.hdn"), "--predictor", "fixed", "--levels", "3"]) == 0
+    capsys.readouterr()
+    (tmp_path / "d.png").mkdir()
+    cases = [(["decode", str(tmp_path), str(tmp_path / "o.png")], "is a directory"),
+             (["decode", str(tmp_path / "a.hdn"), str(tmp_path / "d.png")], "is a directory"),
+             (["decode", str(tmp_path / "a.hdn"), str(tmp_path / "o.xyz")], "unknown image file suffix"),
+             (["decode", str(tmp_path / "a.hdn"), str(tmp_path / "o.png"), "--max-pixels", "100"], "above the limit"),
+             (["decode", str(tmp_path / "a.hdn"), str(tmp_path / "o.png"), "--max-memory", "0.01"], "GiB of memory"),
+             (["encode", str(src), str(tmp_path / "b.hdn"), "--predictor", "fixed", "--levels", "-1"], "levels"),
+             (["encode", str(src), str(tmp_path / "b.hdn"), "--predictor", "fixed", "--max-pixels", "10"], "limit")]
+    for args, match in cases:
+        assert main(["hidenet", *args]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1 and match in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.hdn", "d.png", "in.png"]

@@ -39,7 +39,7 @@ def _chunks(data_: bytes) -> list[bytes]:
 
 
 def test_header_round_trip():
-    h = Header(width=768, height=512, jpeg_quality=1, subsampling="4:2:0", fingerprint=b"12345678", latent_crc=7)
+    h = Header(width=768, height=512, jpeg_quality=1, subsampling="4:2:0", fingerprint=b"12345678", content_crc=7)
     assert Header.from_bytes(h.to_bytes()) == h
 
 
@@ -78,11 +78,16 @@ def test_wrong_magic_says_what_it_expected(codec, good):
     (lambda c: [b"\x00" * 4 + c[0][4:]] + c[1:], "image size"),
     (lambda c: [c[0][:8] + b"\x00" + c[0][9:]] + c[1:], "without a base layer .* carries a JPEG chunk"),
     (lambda c: [c[0][:8] + b"\x65" + c[0][9:]] + c[1:], "JPEG setting"),
-    (lambda c: c[:2] + [b""] + c[3:], "empty"),
+    (lambda c: [c[0][:10] + b"\x02" + c[0][11:]] + c[1:], "unknown flags"),
+    (lambda c: [c[0][:10] + b"\x01" + c[0][11:]] + c[1:], "latent-free mode carries latent strings"),
     (lambda c: [c[0][:9] + b"\x07" + c[0][10:]] + c[1:], "JPEG setting"),
     (lambda c: [c[0], b""] + c[2:], "empty"),
+    (lambda c: c[:2] + [b""] + c[3:], "does not end|CRC"),
+    (lambda c: c[:3] + [c[3] + b"\x01"] + c[4:], "whole number of 32-bit words"),
+    (lambda c: c[:4] + [c[4] + b"\x00" * 4] + c[5:], "zero word"),
+    (lambda c: c[:2] + [c[2] + b"\x01\x00\x00\x00"] + c[3:], "does not end"),
     (lambda c: [c[0], b"not a jpeg"] + c[2:], "JPEG base"),
-    (lambda c: [c[0][:10] + b"\xff" * 8 + c[0][18:]] + c[1:], "another model"),
+    (lambda c: [c[0][:11] + b"\xff" * 8 + c[0][19:]] + c[1:], "another model"),
 ])
 def test_structurally_wrong_files_with_valid_crc(codec, good, edit, message):
     with pytest.raises(CorruptStreamError, match=message):
@@ -99,18 +104,46 @@ def test_jpeg_of_the_wrong_size(codec, good):
 
 @pytest.mark.parametrize("index", [2, 3, 4])
 def test_altered_strings_behind_a_recomputed_crc(codec, good, index):
-    """Random bytes in place of a rANS string decode to some latent; the latent CRC catches it."""
+    """Random bytes in place of a string decode to some symbols; the string's end check or the
+    content CRC catches it."""
     chunks = _chunks(good)
     rng = random.Random(index)
     chunks[index] = bytes(rng.randrange(256) for _ in range(len(chunks[index])))
-    with pytest.raises(CorruptStreamError, match="latent"):
+    with pytest.raises(CorruptStreamError, match="content CRC|does not end"):
         codec.decode(_with_chunks(chunks))
 
 
-def test_latent_crc_is_checked(codec, good):
+def test_content_crc_is_checked(codec, good):
     chunks = _chunks(good)
     header = Header.from_bytes(chunks[0])
     chunks[0] = Header(header.width, header.height, header.jpeg_quality, header.subsampling, header.fingerprint,
-                       (header.latent_crc + 1) % 2**32).to_bytes()
-    with pytest.raises(CorruptStreamError, match="latent CRC"):
+                       (header.content_crc + 1) % 2**32).to_bytes()
+    with pytest.raises(CorruptStreamError, match="content CRC"):
         codec.decode(_with_chunks(chunks))
+
+
+def test_content_crc_covers_the_jpeg_pixels(codec, good):
+    """Another JPEG of the same size (it decodes fine) changes the picture: refused."""
+    chunks = _chunks(good)
+    x = data.embedded("test")[1][1][:, :70, :90].contiguous()
+    chunks[1] = codec.base_layer(x, quality=60)[0]
+    assert chunks[1] != _chunks(good)[1]
+    with pytest.raises(CorruptStreamError, match="content CRC"):
+        codec.decode(_with_chunks(chunks))
+
+
+def test_content_crc_covers_z(codec, good):
+    """The z symbols are checked themselves, not only through y: a z string coding other values
+    with the same scale indexes would otherwise give a wrong image without an error."""
+    from hyreslib.hyres.codec import content_crc
+
+    z, y, base = torch.zeros(2, 2, dtype=torch.int32), torch.zeros(3, 2, dtype=torch.int32), torch.zeros(3, 4, 4)
+    z2 = z.clone()
+    z2[0, 0] = 1
+    assert content_crc(z, y, base) != content_crc(z2, y, base)
+
+
+def test_files_of_the_old_rans_format_are_refused(good):
+    old = pack(MAGIC, 1, _chunks(good))
+    with pytest.raises(CorruptStreamError, match="version 1 .*re-encode"):
+        bitstream.read(old)

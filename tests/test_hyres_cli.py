@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from test_hostile_files import png_claiming
 
 from hyreslib.cli import main
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
@@ -68,3 +71,55 @@ def test_bad_files_give_clear_errors(tmp_path, checkpoint, capsys):
     assert main(["extract-jpeg", str(bad), str(tmp_path / "o.jpg")]) == 2
     assert "not a HyRES file" in capsys.readouterr().err
     assert not (tmp_path / "o.jpg").exists() and not (tmp_path / "o.png").exists()
+
+
+def _one_line_error(capsys, match: str) -> None:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and re.search(match, err), err
+
+
+@pytest.mark.parametrize("case, match", [
+    ("output is a directory", "is a directory"),
+    ("quality 0", "quality must be an integer in 1..100"),
+    ("quality 101", "quality must be an integer in 1..100"),
+    ("65536 wide", "sides must be 1..65535"),
+    ("20000 square", "above the limit|decompression bomb"),
+    ("max pixels", "above the limit of 0.0 MP"),
+    ("unknown config key", "invalid model config"),
+])
+def test_bad_encode_inputs_give_one_line(tmp_path, checkpoint, capsys, case, match):
+    src, out, ckpt = tmp_path / "in.png", tmp_path / "x.hyr", str(checkpoint)
+    _image("RGB").save(src)
+    extra: list[str] = []
+    if case == "output is a directory":
+        out.mkdir()
+    elif case.startswith("quality"):
+        extra = ["-q", case.split()[1]]
+    elif case == "max pixels":
+        extra = ["--max-pixels", "100"]
+    elif case == "unknown config key":
+        payload = torch.load(checkpoint, weights_only=True)
+        payload["config"]["residual"]["surprise"] = 1
+        ckpt = str(tmp_path / "bad.ckpt")
+        torch.save(payload, ckpt)
+    else:
+        w, h = (65536, 1) if case == "65536 wide" else (20000, 20000)
+        src.write_bytes(png_claiming(w, h))
+    assert main(["encode", str(src), str(out), "-c", ckpt, *extra]) == 2
+    _one_line_error(capsys, match)
+    assert not out.is_file()
+
+
+def test_bad_decode_inputs_give_one_line(tmp_path, checkpoint, capsys):
+    src, hyr = tmp_path / "in.png", tmp_path / "x.hyr"
+    _image("RGB").save(src)
+    assert main(["encode", str(src), str(hyr), "-c", str(checkpoint)]) == 0
+    capsys.readouterr()
+    (tmp_path / "dir.png").mkdir()
+    for args, match in [([str(hyr), str(tmp_path / "dir.png")], "is a directory"),
+                        ([str(tmp_path), str(tmp_path / "o.png")], "is a directory"),
+                        ([str(hyr), str(tmp_path / "o.png"), "--max-pixels", "1000"], "above the limit"),
+                        ([str(hyr), str(tmp_path / "o.png"), "--max-memory", "0.01"], "GiB of memory")]:
+        assert main(["decode", *args, "-c", str(checkpoint)]) == 2
+        _one_line_error(capsys, match)
+    assert not (tmp_path / "o.png").exists()

@@ -110,7 +110,7 @@ def test_encoder_picks_the_cheaper_mode_and_the_decoder_follows(photo):
         codec = _codec()
         codec.lmbda = lmbda
         enc = codec.encode_detailed(photo)
-        free = bitstream.is_latent_free(bitstream.read(enc.data)[1])
+        free = bitstream.read(enc.data)[0].latent_free
         dec = codec.decode_detailed(enc.data)
         assert torch.equal(dec.y_hat, enc.y_hat)
         assert free == (lmbda < 1)

@@ -182,16 +182,18 @@ def test_refine_starts_as_identity_and_keeps_size():
 
 @torch.no_grad()
 def test_coder_matches_compressai_checkerboard_codec(model):
-    """The explicit two-pass coder writes the same strings and latent as CompressAI's own
-    HyperpriorLatentCodec/CheckerboardLatentCodec compress, and decodes them back."""
+    """The explicit two-pass coder codes the same latent as CompressAI's own
+    HyperpriorLatentCodec/CheckerboardLatentCodec compress, with the same tables (so its strings,
+    written by the kit's bounds-checked coder, are as long as CompressAI's rANS strings to within
+    a few bytes), and decodes it back."""
     _spread_latent(model)
     model.update(force=True)
     y = model.analyse(_residual())
     ours = model.compress_latent(y)
     ref = model.latent_codec.compress(y)
-    anchor, non_anchor, z = ref["strings"]
     strings = ours["strings"]
-    assert (strings["y_anchor"], strings["y_non_anchor"], strings["z"]) == (anchor, non_anchor, z)
+    for mine, theirs in zip((strings["y_anchor"], strings["y_non_anchor"], strings["z"]), ref["strings"]):
+        assert abs(len(mine[0]) - len(theirs[0])) <= 8 + 0.01 * len(theirs[0])
     assert torch.equal(ours["y_hat"], ref["y_hat"])
     back = model.decompress_latent(ours["strings"], 64, 64)
     assert torch.equal(back["y_hat"], ours["y_hat"]) and torch.equal(back["symbols"], ours["symbols"])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..fileio import atomic_write_bytes
+from .. import limits
+from ..fileio import atomic_write_bytes, read_input
 from ..images import from_uint8, load_image, save_image, to_uint8
 from ..metrics import bpp
 from . import codec
@@ -22,8 +22,8 @@ def _predictor(args: argparse.Namespace) -> Predictor | None:
 def _cmd_encode(args: argparse.Namespace) -> int:
     if args.mode == "near-lossless" and args.step is None:
         raise ValueError("--mode near-lossless needs --step q (odd, >= 3; max error (q-1)/2)")
-    rgb = to_uint8(load_image(args.input))
-    data = codec.encode(rgb, _predictor(args), args.mode, args.step, args.levels)
+    rgb = to_uint8(load_image(args.input, args.max_pixels))
+    data = codec.encode(rgb, _predictor(args), args.mode, args.step, args.levels, args.max_pixels)
     atomic_write_bytes(args.output, data)
     h, w = rgb.shape[:2]
     print(f"{args.output}: {len(data)} bytes, {bpp(len(data), h, w):.4f} bpp "
@@ -32,8 +32,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    data = Path(args.input).read_bytes()
-    out = codec.decode(data, _predictor(args), levels=args.levels, fill=args.fill)
+    data = read_input(args.input)
+    out = codec.decode(data, _predictor(args), levels=args.levels, fill=args.fill, **limits.from_arguments(args))
     save_image(from_uint8(out.image), args.output)
     h = out.header
     note = "checksum verified" if out.verified else f"{out.levels} of {h.levels} levels"
@@ -54,6 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     src = enc.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="learned predictor checkpoint")
     src.add_argument("--predictor", choices=["fixed"], help="use the fixed interpolating predictor")
+    limits.add_arguments(enc, memory=False)
     enc.set_defaults(func=_cmd_encode)
 
     dec = hs.add_parser("decode", help="decompress a .hdn file to PNG")
@@ -64,4 +65,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="decode only the k coarsest levels (a lower-resolution image)")
     dec.add_argument("--fill", action="store_true",
                      help="with --levels: predict the remaining levels so the output has full size")
+    limits.add_arguments(dec)
     dec.set_defaults(func=_cmd_decode)

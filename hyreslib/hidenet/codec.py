@@ -1,12 +1,17 @@
 """hideNet as a real progressive codec: a losslessly coded base plus, per level, the quantised
 prediction residual of the odd set, rANS-coded with the predictor's (mean, scale).
 
-Byte format (``hyreslib.container``, magic ``HDN1``, version 1), chunks in decoding order::
+Byte format (``hyreslib.container``, magic ``HDN1``, version 2), chunks in decoding order::
 
     header | base | level L-1 | ... | level 0          (generative files stop after the base)
 
 header: ``<HHBBHB8sI`` = height, width, levels, mode (0 lossless, 1 near-lossless, 2 generative),
 step q, fixed-predictor flag, predictor fingerprint (8 B), CRC-32 of the decoded RGB image.
+The base and each level are strings of the bounds-checked coder of :mod:`hyreslib.ans` (version 1
+used CompressAI's rANS, whose decoder a crafted string can crash; such files are refused). The
+CRCs catch accidental damage and decoder desync, they do not authenticate a file (anyone can
+recompute them). Before decoding, the size the header claims and an estimate of the decoder's
+working memory are checked against :mod:`hyreslib.limits`.
 
 Data flow (closed loop, integer domain, channels in coding order G, R, B)::
 
@@ -38,21 +43,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import ans
 from ..checkpoint import fingerprint
 from ..container import CorruptStreamError, pack, unpack
 from ..images import to_uint8
+from ..limits import check_memory, check_size
 from . import entropy
 from .predictors import FixedPredictor, Predictor, from_coding_order, to_coding_order
 from .split import level_shapes, merge_once, orient, split, split_axis
 
 MAGIC = b"HDN1"
-VERSION = 1
+VERSION = 2
 MODES = {"lossless": 0, "near-lossless": 1, "generative": 2}
 MODE_NAMES = {v: k for k, v in MODES.items()}
 DEFAULT_LEVELS = 8
 MAX_LEVELS = 24
-MAX_SIDE = 65535
-MAX_PIXELS = 1 << 26      # 8192 x 8192: a damaged or hostile header cannot make the decoder allocate more
+# Decoder working memory, bytes = FIXED + pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * predictor width);
+# fitted to peak RSS measured on CPU (bench/decoder_memory.py), rounded up.
+MEMORY_FIXED = 128 << 20
+MEMORY_PER_PIXEL = 256
+MEMORY_PER_PIXEL_CHANNEL = 16
 _HEADER = struct.Struct("<HHBBHB8sI")
 
 ResidualSource = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -78,8 +88,8 @@ class Header:
         if len(raw) != _HEADER.size:
             raise CorruptStreamError(f"hideNet header has {len(raw)} bytes, expected {_HEADER.size}")
         h, w, levels, mode, step, fixed, fp, crc = _HEADER.unpack(raw)
-        if not (1 <= h and 1 <= w and h * w <= MAX_PIXELS):
-            raise CorruptStreamError(f"hideNet header: invalid image size {w}x{h} (at most {MAX_PIXELS} pixels)")
+        if not (1 <= h and 1 <= w):
+            raise CorruptStreamError(f"hideNet header: invalid image size {w}x{h}")
         if levels > MAX_LEVELS or mode not in MODE_NAMES or fixed > 1:
             raise CorruptStreamError(f"hideNet header: invalid levels {levels}, mode {mode} or predictor flag {fixed}")
         header = cls(h, w, levels, MODE_NAMES[mode], step, bool(fixed), fp, crc)
@@ -146,17 +156,16 @@ def encode_base(base: torch.Tensor) -> bytes:
     d = _dpcm(base[0])
     scales = d.abs().flatten(1).mean(1).clamp_min(entropy.SCALE_MIN)
     scale_idx = [int(i) // entropy.N_OFFSETS for i in entropy.table_index(scales, torch.zeros(3))]
-    enc = entropy.StreamEncoder()
-    enc.add(d.long().numpy(), _base_indexes(scale_idx, tuple(d.shape)))
-    return bytes(scale_idx) + enc.finish()
+    return bytes(scale_idx) + ans.encode(d.long().numpy(), _base_indexes(scale_idx, tuple(d.shape)),
+                                         entropy.cdf_table())
 
 
 def decode_base(chunk: bytes, height: int, width: int) -> torch.Tensor:
     if len(chunk) < 3 or max(chunk[:3]) >= entropy.N_SCALES:
         raise CorruptStreamError("hideNet base chunk is damaged (bad scale indexes)")
     shape = (3, height, width)
-    d = torch.from_numpy(entropy.StreamDecoder(chunk[3:], 3 * height * width).take(
-        _base_indexes(list(chunk[:3]), shape))).float()
+    d = torch.from_numpy(ans.decode(chunk[3:], _base_indexes(list(chunk[:3]), shape), entropy.cdf_table(),
+                                    "hideNet base chunk")).float()
     d[..., 0, 0] += 128
     x = d[..., 0:1, :].cumsum(-1)
     x = torch.cat([x, d[..., 1:, :]], -2).cumsum(-2)
@@ -194,20 +203,20 @@ def _quantize(error: torch.Tensor, step: int) -> torch.Tensor:
     return torch.sign(error) * torch.div(error.abs() + (step - 1) // 2, step, rounding_mode="floor")
 
 
-def _recorder(truth: torch.Tensor, step: int, enc: entropy.StreamEncoder) -> ResidualSource:
+def _recorder(truth: torch.Tensor, step: int, enc: ans.Encoder) -> ResidualSource:
     """Encoder side: quantise the true residual of each channel and add it to the stream."""
 
     def record(c: int, pred: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         k = _quantize(truth[:, c:c + 1] - pred, step)
-        enc.add(k.long().numpy(), index.numpy())
+        enc.add(k.long().numpy(), index.numpy(), entropy.cdf_table())
         return k
 
     return record
 
 
-def _reader(dec: entropy.StreamDecoder) -> ResidualSource:
+def _reader(dec: ans.Decoder) -> ResidualSource:
     """Decoder side: read each channel's residual indexes from the stream."""
-    return lambda c, pred, index: torch.from_numpy(dec.take(index.numpy())).float()
+    return lambda c, pred, index: torch.from_numpy(dec.take(index.numpy(), entropy.cdf_table())).float()
 
 
 @contextmanager
@@ -228,7 +237,7 @@ def _check_predictor(predictor: Predictor, levels: int) -> None:
 
 @torch.inference_mode()
 def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "lossless",
-           step: int | None = None, levels: int | None = None) -> bytes:
+           step: int | None = None, levels: int | None = None, max_pixels: int | None = None) -> bytes:
     """Compress an 8-bit RGB image; returns the file bytes."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
@@ -241,9 +250,7 @@ def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "
         raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
     _check_predictor(predictor, levels)
     rgb = _as_uint8(image)
-    if max(rgb.shape[:2]) > MAX_SIDE or rgb.shape[0] * rgb.shape[1] > MAX_PIXELS:
-        raise ValueError(f"images may have at most {MAX_SIDE} pixels a side and {MAX_PIXELS} in all, "
-                         f"got {rgb.shape[1]}x{rgb.shape[0]}")
+    check_size(rgb.shape[1], rgb.shape[0], max_pixels)
     predictor = predictor.cpu().float().eval()
     with _one_thread():
         return _encode(rgb, predictor, mode, q, levels)
@@ -255,7 +262,7 @@ def _encode(rgb: np.ndarray, predictor: Predictor, mode: str, q: int, levels: in
     shapes = level_shapes(rgb.shape[0], rgb.shape[1], levels)
     chunks, decoded = [encode_base(pyr.base)], pyr.base
     for level in range(levels - 1, -1, -1):
-        enc = entropy.StreamEncoder()
+        enc = ans.Encoder()
         source = None if mode == "generative" else _recorder(orient(pyr.odds[level], level), q, enc)
         odd = _code_level(predictor, decoded, level, shapes[level][1], q, source)
         decoded = merge_once(decoded, odd, split_axis(level))
@@ -277,6 +284,9 @@ class Decoded:
 
 def read(data: bytes) -> tuple[Header, list[bytes]]:
     """Check the container and header; returns (header, [base, level L-1, ..., level 0])."""
+    if bytes(data[:4]) == MAGIC and len(data) > 4 and data[4] < VERSION:
+        raise CorruptStreamError(f"hideNet stream of format version {data[4]} (an older build's rANS coder); this "
+                                 f"build reads version {VERSION}: re-encode the image")
     _, chunks = unpack(data, MAGIC, [VERSION], what="hideNet stream")
     if not chunks:
         raise CorruptStreamError("hideNet stream has no header")
@@ -301,17 +311,27 @@ def _resolve_predictor(header: Header, predictor: Predictor | None) -> Predictor
     return predictor
 
 
+def working_memory(height: int, width: int, predictor: Predictor) -> int:
+    """Estimated peak bytes of decoding a ``height`` x ``width`` image with ``predictor``."""
+    width_channels = getattr(predictor, "width", 0)
+    return MEMORY_FIXED + height * width * (MEMORY_PER_PIXEL + MEMORY_PER_PIXEL_CHANNEL * width_channels)
+
+
 @torch.inference_mode()
 def decode(data: bytes, predictor: Predictor | None = None, levels: int | None = None,
-           fill: bool = False) -> Decoded:
+           fill: bool = False, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
     """Decode a hideNet file.
 
     ``levels`` (default all) is how many levels to reconstruct, coarsest first; without ``fill`` the
     result is that level's lower-resolution even set, with ``fill`` the remaining levels are
     predicted without residuals so the output is always full size (progressive preview).
+    ``max_pixels`` and ``max_memory`` are the limits of :mod:`hyreslib.limits` (``None``: defaults).
     """
     header, chunks = read(data)
+    check_size(header.width, header.height, max_pixels, what="hideNet file's image")
     predictor = _resolve_predictor(header, predictor)
+    check_memory(working_memory(header.height, header.width, predictor), max_memory,
+                 what=f"decoding this {header.width}x{header.height} hideNet file")
     total = header.levels
     levels = total if levels is None else levels
     if not 0 <= levels <= total:
@@ -334,8 +354,11 @@ def _decode_levels(header: Header, chunks: list[bytes], predictor: Predictor, le
     stop = 0 if fill else total - levels
     for i, level in enumerate(range(total - 1, stop - 1, -1)):
         odd_shape = shapes[level][1]
-        source = None
+        dec = None
         if i < levels and header.mode != "generative":
-            source = _reader(entropy.StreamDecoder(chunks[1 + i], 3 * odd_shape[0] * odd_shape[1]))
-        x = merge_once(x, _code_level(predictor, x, level, odd_shape, header.step, source), split_axis(level))
+            dec = ans.Decoder(chunks[1 + i], f"hideNet level {level} chunk")
+        odd = _code_level(predictor, x, level, odd_shape, header.step, None if dec is None else _reader(dec))
+        if dec is not None:
+            dec.finish()
+        x = merge_once(x, odd, split_axis(level))
     return _to_rgb(x)

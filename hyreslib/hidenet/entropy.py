@@ -7,30 +7,26 @@ loss is the lossless rate the coder then achieves up to table quantisation.
 
 For coding, ``(s, f)`` is quantised to a table index: 64 log-spaced scales x 16 offset bins in
 [-1/2, 1/2). Each entry is a 16-bit CDF built with CompressAI's ``pmf_to_quantized_cdf``; values
-outside an entry's support take CompressAI's escape path, so any integer still decodes exactly.
-Only the entries a call actually uses are handed to the C++ coder (the table is large and the
-binding copies whatever it is given).
+outside an entry's support take the escape path of :mod:`hyreslib.ans`, which codes them and
+every other symbol with its bounds-checked coder.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 from compressai._CXX import pmf_to_quantized_cdf
-from compressai.ans import BufferedRansEncoder, RansDecoder
 
-from ..rans import zero_tail
+from ..ans import Tables
 
 SCALE_MIN, SCALE_MAX, N_SCALES = 0.11, 256.0, 64
 N_OFFSETS = 16
 TAIL_MASS = 1e-6          # probability left outside an entry's support (coded by the escape path)
 MAX_SUPPORT = 300         # |k| covered by a table entry; residuals of 8-bit pixels stay within 255
 PRECISION = 16
-PAD_SYMBOLS = 8           # see StreamEncoder.finish
 _LOG_STEP = (math.log(SCALE_MAX) - math.log(SCALE_MIN)) / (N_SCALES - 1)
 
 
@@ -63,17 +59,10 @@ def table_index(scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     return (s_idx.long() * N_OFFSETS + o_idx.long())
 
 
-@dataclass(frozen=True)
-class CdfTable:
-    cdfs: list[list[int]]
-    lengths: list[int]
-    offsets: list[int]
-
-
 @lru_cache(maxsize=1)
-def cdf_table() -> CdfTable:
+def cdf_table() -> Tables:
     """All (scale, offset) entries; built once per process (about 0.1 s)."""
-    cdfs, lengths, offsets = [], [], []
+    cdfs, offsets = [], []
     for s in scale_values():
         support = min(MAX_SUPPORT, math.ceil(s * math.log(1.0 / TAIL_MASS)) + 1)
         k = torch.arange(-support, support + 1, dtype=torch.float64)
@@ -81,59 +70,6 @@ def cdf_table() -> CdfTable:
             loc = torch.tensor((o + 0.5) / N_OFFSETS - 0.5, dtype=torch.float64)
             pmf = laplace_log_prob(k, loc, torch.tensor(s, dtype=torch.float64)).exp().numpy()
             tail = max(0.0, 1.0 - float(pmf.sum()))
-            cdf = pmf_to_quantized_cdf(pmf.tolist() + [tail], PRECISION)
-            cdfs.append(cdf)
-            lengths.append(len(cdf))
+            cdfs.append(pmf_to_quantized_cdf(pmf.tolist() + [tail], PRECISION))
             offsets.append(-support)
-    return CdfTable(cdfs, lengths, offsets)
-
-
-def _subset(indexes: np.ndarray) -> tuple[list[int], list[list[int]], list[int], list[int]]:
-    """Remap ``indexes`` onto the entries they use, so only those cross into C++."""
-    table = cdf_table()
-    used, local = np.unique(indexes, return_inverse=True)
-    if used.size and (used[0] < 0 or used[-1] >= len(table.cdfs)):
-        raise ValueError("table index out of range")
-    return (local.astype(np.int32).ravel().tolist(), [table.cdfs[i] for i in used],
-            [table.lengths[i] for i in used], [table.offsets[i] for i in used])
-
-
-class StreamEncoder:
-    """Groups of (symbols, table indexes) into one rANS stream, decoded group by group."""
-
-    def __init__(self) -> None:
-        self._enc = BufferedRansEncoder()
-
-    def add(self, symbols: np.ndarray, indexes: np.ndarray) -> None:
-        if symbols.size == 0:
-            return
-        local, cdfs, lengths, offsets = _subset(np.asarray(indexes).ravel())
-        self._enc.encode_with_indexes(np.asarray(symbols, dtype=np.int64).ravel().tolist(), local, cdfs,
-                                      lengths, offsets)
-
-    def finish(self) -> bytes:
-        # CompressAI's flush sizes its buffer as one 32-bit word per coded entry, but the final
-        # state needs two more: with only a handful of symbols it writes out of bounds. Eight
-        # near-certain symbols (about 0.015 bits each) at the end, never decoded, make room.
-        self.add(np.zeros(PAD_SYMBOLS, dtype=np.int64), np.full(PAD_SYMBOLS, N_OFFSETS // 2))
-        return self._enc.flush()
-
-
-class StreamDecoder:
-    """Reads back what :class:`StreamEncoder` wrote, one group per :meth:`take` call.
-
-    The stream is guarded by :func:`hyreslib.rans.zero_tail`: a damaged stream (the container CRC
-    normally stops those earlier) decodes to wrong values, which the image checksum rejects.
-    """
-
-    def __init__(self, data: bytes, max_symbols: int) -> None:
-        self._dec = RansDecoder()
-        self._dec.set_stream(zero_tail(data, max_symbols))
-
-    def take(self, indexes: np.ndarray) -> np.ndarray:
-        indexes = np.asarray(indexes)
-        if indexes.size == 0:
-            return np.zeros(indexes.shape, dtype=np.int64)
-        local, cdfs, lengths, offsets = _subset(indexes.ravel())
-        values = self._dec.decode_stream(local, cdfs, lengths, offsets)
-        return np.asarray(values, dtype=np.int64).reshape(indexes.shape)
+    return Tables.from_lists(cdfs, offsets)

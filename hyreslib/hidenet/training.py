@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..data import ImageSet, crop_loader
 from ..engine import History, TrainConfig, train
 from .entropy import laplace_bits
@@ -109,6 +109,4 @@ def save_predictor(path: str | Path, model: Predictor, extra: dict | None = None
 def load_predictor(path: str | Path) -> Predictor:
     """Rebuild a predictor from a checkpoint written by :func:`save_predictor`."""
     payload = load_checkpoint(path, kind=CHECKPOINT_KIND)
-    model = build_predictor(payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    return model.eval()
+    return build_model(lambda: build_predictor(payload["config"]), payload["state_dict"], f"{path}").eval()

@@ -1,22 +1,30 @@
 """The ``.hyr`` file: one container (:mod:`hyreslib.container`, magic ``HYR1``) with five chunks::
 
-    0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | model fingerprint 8 B
-                | CRC-32 of the integer symbols of y u32                       (22 bytes, LE)
+    0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | flags u8
+                | model fingerprint 8 B | content CRC-32 u32                  (23 bytes, LE)
     1 jpeg      a standard baseline JPEG of the original image (``hyres extract-jpeg`` writes it out);
                 empty, with JPEG quality 0 in the header, for a model without a base layer
-    2 z         rANS string of the hyper-latent
-    3 y_anchor  rANS string of the anchor half of y (coded first, from the hyperprior alone)
-    4 y_non_anchor  rANS string of the other half (coded with the decoded anchors as context)
+    2 z         entropy-coded string of the hyper-latent (:mod:`hyreslib.ans`)
+    3 y_anchor  string of the anchor half of y (coded first, from the hyperprior alone)
+    4 y_non_anchor  string of the other half (coded with the decoded anchors as context)
 
-Chunks 2-4 are all empty (and the latent CRC 0) in the latent-free mode, which the encoder picks
-for an image when the latent does not pay for its bits: the decoder then synthesises from a zero
-latent (with a base-conditioned model, what the base alone implies).
+Flag bit 0 marks the latent-free mode: chunks 2-4 are empty, and the decoder synthesises from a
+zero latent (for a base-conditioned model, what the base alone implies). The encoder picks it for
+an image when the latent does not pay for its bits.
 
-The container's CRC-32 catches damaged or truncated files. The latent CRC lets the decoder check
-that it read exactly the symbols the encoder coded (a wrong z corrupts them too); it fails loudly
-instead of showing a wrong image when decoding loses sync, e.g. on a device that computes the
-entropy parameters differently from the encoder's, or when a string was altered behind a
-recomputed container CRC.
+Version 2 (this one) codes the strings with the bounds-checked coder of :mod:`hyreslib.ans`;
+version 1 files (CompressAI's rANS, whose decoder a crafted string can crash) are refused.
+
+What the checks promise. The container's CRC-32 catches accidental damage: a flipped bit or a
+truncated file. The content CRC covers everything that shapes the picture: the integer symbols
+of z and y and the decoded pixels of the JPEG base (only the floating-point synthesis that turns
+y into a residual lies outside it). The decoder recomputes it from what it decoded, so decoding
+that lost sync (entropy parameters computed differently from the encoder's, e.g. on another
+device type) and altered strings that still parse fail loudly instead of showing a wrong image.
+Each string must also be used up exactly. None of this is authentication: CRC-32 is not a
+cryptographic hash, and anyone who edits a file can recompute both CRCs so that it decodes, to a
+different picture, without error. Verify files from untrusted sources by other means (a
+signature or a hash sent separately).
 """
 
 from __future__ import annotations
@@ -26,14 +34,16 @@ from dataclasses import dataclass
 
 from ..container import CorruptStreamError, pack, unpack
 from ..jpeg import SUBSAMPLING
+from ..limits import MAX_SIDE
 
 MAGIC = b"HYR1"
-VERSION = 1
+VERSION = 2
 CHUNKS = ("header", "jpeg", "z", "y_anchor", "y_non_anchor")
 STRINGS = CHUNKS[2:]
 FINGERPRINT_BYTES = 8
-MAX_SIDE = 1 << 16
-_HEADER = struct.Struct("<IIBB8sI")
+HEADER_FORMAT = "<IIBBB8sI"  # width, height, quality, subsampling, flags, fingerprint, content CRC
+_HEADER = struct.Struct(HEADER_FORMAT)
+LATENT_FREE = 1
 _SUBSAMPLING_NAMES = {v: k for k, v in SUBSAMPLING.items()}
 
 
@@ -44,22 +54,25 @@ class Header:
     jpeg_quality: int
     subsampling: str
     fingerprint: bytes
-    latent_crc: int
+    content_crc: int
+    latent_free: bool = False
 
     def to_bytes(self) -> bytes:
         return _HEADER.pack(self.width, self.height, self.jpeg_quality, SUBSAMPLING[self.subsampling],
-                            self.fingerprint, self.latent_crc)
+                            LATENT_FREE if self.latent_free else 0, self.fingerprint, self.content_crc)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Header:
         if len(data) != _HEADER.size:
             raise CorruptStreamError(f"HyRES header has {len(data)} bytes, expected {_HEADER.size}")
-        width, height, quality, sub, fp, crc = _HEADER.unpack(data)
+        width, height, quality, sub, flags, fp, crc = _HEADER.unpack(data)
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise CorruptStreamError(f"HyRES header gives an impossible image size {width}x{height}")
         if not 0 <= quality <= 100 or sub not in _SUBSAMPLING_NAMES:
             raise CorruptStreamError(f"HyRES header gives an invalid JPEG setting (quality {quality}, code {sub})")
-        return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc)
+        if flags & ~LATENT_FREE:
+            raise CorruptStreamError(f"HyRES header has unknown flags {flags:#04x}")
+        return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc, bool(flags & LATENT_FREE))
 
 
 def write(header: Header, jpeg: bytes, strings: dict[str, bytes]) -> bytes:
@@ -74,23 +87,21 @@ def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
 
     Raises :class:`CorruptStreamError` for anything that is not an intact file of this format.
     """
+    if bytes(data[:4]) == MAGIC and len(data) > 4 and data[4] < VERSION:
+        raise CorruptStreamError(f"HyRES file of format version {data[4]} (an older build's rANS coder); this build "
+                                 f"reads version {VERSION}: re-encode the image")
     _, chunks = unpack(data, MAGIC, [VERSION], what="HyRES file")
     if len(chunks) != len(CHUNKS):
         raise CorruptStreamError(f"HyRES file has {len(chunks)} chunks, expected {len(CHUNKS)}")
     header = Header.from_bytes(chunks[0])
     parts = dict(zip(CHUNKS[1:], chunks[1:]))
-    empty = [k for k, v in parts.items() if not v and not (k == "jpeg" and header.jpeg_quality == 0)
-             and not (k in STRINGS and is_latent_free(parts))]
     if header.jpeg_quality == 0 and parts["jpeg"]:
         raise CorruptStreamError("HyRES file without a base layer (quality 0) carries a JPEG chunk")
-    if empty:
-        raise CorruptStreamError(f"HyRES file has empty chunk(s) {empty}")
+    if header.jpeg_quality and not parts["jpeg"]:
+        raise CorruptStreamError("HyRES file has an empty JPEG chunk")
+    if header.latent_free and any(parts[k] for k in STRINGS):
+        raise CorruptStreamError("HyRES file in the latent-free mode carries latent strings")
     return header, parts
-
-
-def is_latent_free(parts: dict[str, bytes]) -> bool:
-    """True for a file coded in the latent-free mode (no z / y strings)."""
-    return not any(parts[k] for k in STRINGS)
 
 
 def breakdown(data: bytes) -> dict[str, int]:

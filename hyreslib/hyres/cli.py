@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
 
+from .. import limits
 from ..device import resolve_device
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, read_input
 from ..images import ImageModeNotice, load_image, png_bytes
 from ..metrics import bpp
 from . import bitstream
@@ -20,21 +20,14 @@ def _load_codec(args: argparse.Namespace, use_refine: bool = True):
     return HyresCodec.load(args.checkpoint, device=resolve_device(args.device), use_refine=use_refine)
 
 
-def _read(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such file: {p}")
-    return p.read_bytes()
-
-
 def _cmd_encode(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImageModeNotice)
-        image = load_image(args.input)
+        image = load_image(args.input, args.max_pixels)
     for w in caught:
         print(f"hyres encode: notice: {w.message}", file=sys.stderr)
     codec = _load_codec(args, use_refine=False)
-    data = codec.encode(image, args.jpeg_quality)
+    data = codec.encode(image, args.jpeg_quality, args.max_pixels)
     atomic_write_bytes(args.output, data)
     h, w = image.shape[-2:]
     parts = bitstream.breakdown(data)
@@ -44,16 +37,16 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    data = _read(args.input)
+    data = read_input(args.input)
     codec = _load_codec(args, use_refine=not args.no_refine)
-    image = codec.decode(data)
+    image = codec.decode(data, **limits.from_arguments(args))
     atomic_write_bytes(args.output, png_bytes(image))
     print(f"{args.output}: {image.shape[-1]}x{image.shape[-2]}")
     return 0
 
 
 def _cmd_extract_jpeg(args: argparse.Namespace) -> int:
-    header, parts = bitstream.read(_read(args.input))
+    header, parts = bitstream.read(read_input(args.input))
     if not parts["jpeg"]:
         raise ValueError(f"{args.input} was made by a model without a JPEG base layer")
     atomic_write_bytes(args.output, parts["jpeg"])
@@ -69,6 +62,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--checkpoint", required=True, help="trained HyRES codec checkpoint")
     p.add_argument("-q", "--jpeg-quality", type=int, default=None, help="base-layer quality (default: the model's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto; decode on the same device type")
+    limits.add_arguments(p, memory=False)
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("decode", help="decode a .hyr file to a PNG")
@@ -77,6 +71,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--checkpoint", required=True, help="the checkpoint that encoded the file")
     p.add_argument("--no-refine", action="store_true", help="skip the decoder-side refiner, if the checkpoint has one")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto; the device type that encoded the file")
+    limits.add_arguments(p)
     p.set_defaults(func=_cmd_decode)
 
     p = sub.add_parser("extract-jpeg", help="write the base layer of a .hyr file as a standard JPEG")

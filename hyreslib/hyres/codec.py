@@ -11,9 +11,12 @@ Decoding rebuilds ``base`` from the JPEG bytes with the same CPU decoder, decode
 the final image: ``clamp(refine(base + r_hat), 0, 1)``.
 
 The encoder and the decoder run the same code on the same padded shapes, so on one device the
-decoder rebuilds bit-for-bit the latent the encoder coded. The file stores a CRC of the latent's
-integer symbols, which the decoder checks: decoding that lost sync (an altered string, or entropy
-parameters computed differently on another device) fails loudly instead of showing a wrong image.
+decoder rebuilds bit-for-bit the latent the encoder coded. The file stores a CRC of everything
+that shapes the picture (z and y symbols, JPEG base pixels; see :mod:`.bitstream` for what it
+promises and what it does not), which the decoder checks: decoding that lost sync (entropy
+parameters computed differently on another device) or an altered string fails loudly instead of
+showing a wrong image. Before decoding anything large the decoder checks the size the header
+claims and its own working-memory estimate against :mod:`hyreslib.limits`.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import jpeg as jpeg_io
-from ..checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from ..checkpoint import build_model, fingerprint, load_checkpoint, save_checkpoint
 from ..container import CorruptStreamError
 from ..images import from_uint8, to_uint8
+from ..limits import check_memory, check_size
 from ..metrics import bpp
 from . import bitstream
 from .bitstream import STRINGS, Header
@@ -39,10 +43,15 @@ from .refine import MultiScaleRefine
 from .residual import ResidualCodec, ResidualConfig, likelihood_bits
 
 CHECKPOINT_KIND = "hyres-codec"
+# Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N); fitted
+# to peak RSS measured on CPU (bench/decoder_memory.py), rounded up.
+MEMORY_FIXED = 256 << 20
+MEMORY_PER_PIXEL = 128
+MEMORY_PER_PIXEL_CHANNEL = 4
 
 
 class LatentMismatchError(CorruptStreamError):
-    """The decoder rebuilt a latent different from the one the encoder coded."""
+    """The decoder rebuilt symbols or base pixels different from the ones the encoder coded."""
 
 
 NO_BASE = 0  # JPEG "quality" of a codec without a base layer: the residual is x - 0.5 (a pure learned codec)
@@ -79,9 +88,16 @@ class Decoded:
     y_hat: Tensor
 
 
-def symbols_crc(symbols: Tensor) -> int:
-    """CRC-32 of one image's integer latent symbols (int32, little-endian order of the array)."""
-    return zlib.crc32(symbols.detach().to(torch.int32).cpu().contiguous().numpy().tobytes())
+NO_SYMBOLS = torch.zeros(0, dtype=torch.int32)  # the symbols of the latent-free mode
+
+
+def content_crc(z_symbols: Tensor, symbols: Tensor, base: Tensor) -> int:
+    """CRC-32 of what shapes one picture: the integer symbols of z and y (int32, in array order)
+    and the 8-bit pixels of the decoded JPEG base."""
+    crc = 0
+    for t in (z_symbols, symbols):
+        crc = zlib.crc32(t.detach().to(torch.int32).cpu().contiguous().numpy().astype("<i4").tobytes(), crc)
+    return zlib.crc32(to_uint8(base.cpu()).tobytes(), crc)
 
 
 def compose(base: Tensor, r_hat: Tensor, refine: nn.Module | None = None, clamp: bool = True) -> Tensor:
@@ -125,14 +141,17 @@ class HyresCodec:
         return -(-h // k) * k, -(-w // k) * k
 
     def _quality(self, quality: int | None) -> int:
-        """The base quality to code with: the model's unless given; a codec without a base layer
-        has none to change, and one with a base layer cannot drop it."""
+        """The base-layer quality to use: ``quality`` (1..100), or the model's when None; a codec
+        without a base layer (quality 0) has none to change, and one with a base cannot drop it."""
         if quality is None:
             return self.jpeg.quality
-        if (quality == NO_BASE) != (not self.jpeg.has_base) or not 0 <= quality <= 100:
-            raise ValueError(f"JPEG quality {quality} is not available for this model (base quality "
-                             f"{self.jpeg.quality}; 1..100 with a base layer, {NO_BASE} without)")
-        return int(quality)
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+            if quality == NO_BASE and not self.jpeg.has_base:
+                return NO_BASE
+            raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
+        if not self.jpeg.has_base:
+            raise ValueError(f"JPEG quality {quality} is not available for this model: it has no base layer")
+        return quality
 
     def base_layer(self, x: Tensor, quality: int | None = None) -> tuple[bytes, Tensor]:
         """JPEG bytes of ``x`` and their canonical (CPU) decode (no bytes and a mid-grey base
@@ -141,7 +160,13 @@ class HyresCodec:
         if quality == NO_BASE:
             return b"", torch.full_like(x, 0.5)
         data = jpeg_io.encode_array(to_uint8(x), quality, self.jpeg.subsampling, self.jpeg.optimize)
-        return data, from_uint8(jpeg_io.decode_array(data))
+        return data, from_uint8(jpeg_io.decode_array(data, max_pixels=x.shape[-1] * x.shape[-2]))
+
+    def working_memory(self, height: int, width: int) -> int:
+        """Estimated peak bytes of decoding a ``height`` x ``width`` image (measured: see
+        ``bench/decoder_memory.py``): the synthesis transform's activations dominate."""
+        hp, wp = self._padded(height, width)
+        return MEMORY_FIXED + hp * wp * (MEMORY_PER_PIXEL + MEMORY_PER_PIXEL_CHANNEL * self.residual.config.N)
 
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -156,10 +181,11 @@ class HyresCodec:
         return self._pad(x - base)
 
     @torch.no_grad()
-    def encode_detailed(self, image: Tensor, quality: int | None = None) -> Encoded:
+    def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> Encoded:
         """Encode; a codec that knows its λ also tries the latent-free mode and keeps whichever
         option has the lower rate-distortion cost ``λ·255²·MSE + bpp`` on real bytes."""
         x = _check_image(image)
+        check_size(x.shape[-1], x.shape[-2], max_pixels)
         quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
         cond = self._cond(base, quality)
@@ -167,11 +193,12 @@ class HyresCodec:
         out = self.residual.compress_latent(self.residual.analyse(self._residual_input(x, base), cond), feats)
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
-                        latent_crc=symbols_crc(out["symbols"][0]))
+                        content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
         coded = bitstream.write(header, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS})
         if self.lmbda is None:
             return Encoded(coded, base, out["y_hat"])
-        free = bitstream.write(replace(header, latent_crc=0), jpeg_bytes, dict.fromkeys(STRINGS, b""))
+        free = bitstream.write(replace(header, latent_free=True, content_crc=content_crc(NO_SYMBOLS, NO_SYMBOLS, base)),
+                               jpeg_bytes, dict.fromkeys(STRINGS, b""))
         options = [(coded, out["y_hat"]), (free, torch.zeros_like(out["y_hat"]))]
         data, y_hat = min(options, key=lambda o: self._rd_cost(x, base, o[1], feats, len(o[0])))
         return Encoded(data, base, y_hat)
@@ -183,9 +210,9 @@ class HyresCodec:
         mse = F.mse_loss(compose(base.to(self.device), r_hat).cpu(), x)
         return self.lmbda * 255.0 ** 2 * float(mse) + bpp(nbytes, h, w)
 
-    def encode(self, image: Tensor, quality: int | None = None) -> bytes:
+    def encode(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> bytes:
         """A (3, H, W) image in [0, 1] -> the bytes of a ``.hyr`` file."""
-        return self.encode_detailed(image, quality).data
+        return self.encode_detailed(image, quality, max_pixels).data
 
     @torch.no_grad()
     def estimate_bits(self, image: Tensor, quality: int | None = None) -> dict[str, float]:
@@ -199,43 +226,51 @@ class HyresCodec:
 
     # -- decoding -------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode_detailed(self, data: bytes) -> Decoded:
+    def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
+        """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
         if header.fingerprint != self.fingerprint:
             raise CorruptStreamError(f"this file was made with another model (fingerprint {header.fingerprint.hex()}; "
                                      f"the loaded model is {self.fingerprint.hex()})")
+        check_size(header.width, header.height, max_pixels, what="HyRES file's image")
+        check_memory(self.working_memory(header.height, header.width), max_memory,
+                     what=f"decoding this {header.width}x{header.height} HyRES file")
         base = self._decode_base(header, parts["jpeg"])
         if tuple(base.shape[-2:]) != (header.height, header.width):
             raise CorruptStreamError(f"HyRES file: JPEG base is {base.shape[-1]}x{base.shape[-2]}, "
                                      f"header says {header.width}x{header.height}")
         feats = self.residual.features(self._cond(base, header.jpeg_quality))
-        y_hat = self._decode_latent(header, parts, feats)
+        y_hat, z_symbols, symbols = self._decode_latent(header, parts, feats)
+        if content_crc(z_symbols, symbols, base) != header.content_crc:
+            raise LatentMismatchError("decoded symbols or base pixels differ from the encoder's (content CRC "
+                                      "mismatch): the file was altered, or this device computes the entropy parameters "
+                                      f"differently from the encoder's ({self.device}); decode on the device type "
+                                      "that encoded it")
         r_hat = self.residual.synthesise(y_hat, feats)[0, :, :header.height, :header.width]
         image = compose(base.to(self.device), r_hat, self.refine).cpu()
         return Decoded(image, base, y_hat)
-
-    def _decode_latent(self, header: Header, parts: dict[str, bytes], feats: list[Tensor] | None) -> Tensor:
-        hp, wp = self._padded(header.height, header.width)
-        if bitstream.is_latent_free(parts):
-            return torch.zeros((1, *self.residual.latent_shapes(hp, wp)["y"]), device=self.device)
-        latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS}, hp, wp, feats)
-        if symbols_crc(latent["symbols"][0]) != header.latent_crc:
-            raise LatentMismatchError("decoded latent symbols differ from the encoder's (latent CRC mismatch): the "
-                                      "file was altered, or this device computes the entropy parameters differently "
-                                      f"from the encoder's ({self.device}); decode on the device type that encoded it")
-        return latent["y_hat"]
 
     def _decode_base(self, header: Header, jpeg_bytes: bytes) -> Tensor:
         if header.jpeg_quality == NO_BASE:
             return torch.full((3, header.height, header.width), 0.5)
         try:
-            return from_uint8(jpeg_io.decode_array(jpeg_bytes))
+            return from_uint8(jpeg_io.decode_array(jpeg_bytes, max_pixels=header.width * header.height))
         except ValueError as exc:
             raise CorruptStreamError(f"HyRES file: bad JPEG base layer ({exc})") from None
 
-    def decode(self, data: bytes) -> Tensor:
+    def _decode_latent(self, header: Header, parts: dict[str, bytes], feats: list[Tensor] | None
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+        """(y_hat, z symbols, y symbols); a zero latent and no symbols in the latent-free mode."""
+        hp, wp = self._padded(header.height, header.width)
+        if header.latent_free:
+            zeros = torch.zeros((1, *self.residual.latent_shapes(hp, wp)["y"]), device=self.device)
+            return zeros, NO_SYMBOLS, NO_SYMBOLS
+        latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS}, hp, wp, feats)
+        return latent["y_hat"], latent["z_symbols"][0], latent["symbols"][0]
+
+    def decode(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Tensor:
         """``.hyr`` bytes -> the (3, H, W) reconstruction in [0, 1]."""
-        return self.decode_detailed(data).image
+        return self.decode_detailed(data, max_pixels, max_memory).image
 
     # -- checkpoints ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -255,13 +290,19 @@ class HyresCodec:
         stored config, coding tables rebuilt with ``update(force=True)``)."""
         payload = load_checkpoint(path, kind=CHECKPOINT_KIND)
         cfg, state = payload["config"], payload["state_dict"]
-        residual = ResidualCodec(ResidualConfig.from_dict(cfg["residual"]))
-        residual.load_state_dict(_with_prefix(state, "residual."))
+        try:
+            jpeg = JpegSettings(**cfg["jpeg"])
+            if not 0 <= jpeg.quality <= 100 or jpeg.subsampling not in jpeg_io.SUBSAMPLING:
+                raise ValueError(f"quality {jpeg.quality}, subsampling {jpeg.subsampling}")
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid JPEG settings in the checkpoint ({type(exc).__name__}: {exc})") from None
+        residual = build_model(lambda: ResidualCodec(ResidualConfig.from_dict(cfg["residual"])),
+                               _with_prefix(state, "residual."), f"{path} (residual codec)")
         refine = None
         if use_refine and cfg.get("refine"):
-            refine = MultiScaleRefine(**cfg["refine"])
-            refine.load_state_dict(_with_prefix(state, "refine."))
-        return cls(residual, JpegSettings(**cfg["jpeg"]), refine, device, lmbda=cfg.get("lmbda"))
+            refine = build_model(lambda: MultiScaleRefine(**cfg["refine"]), _with_prefix(state, "refine."),
+                                 f"{path} (refiner)")
+        return cls(residual, jpeg, refine, device, lmbda=cfg.get("lmbda"))
 
 
 def _with_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

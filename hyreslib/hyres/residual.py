@@ -14,9 +14,10 @@ Data flow (``r = x - jpeg(x)``, a signed residual)::
 In training the rate at every position is the likelihood under the parameters of the pass that
 codes that position (CompressAI's two-pass forward builds one parameter tensor from the anchor
 pass at anchor positions and the non-anchor pass elsewhere). ``compress`` runs the same two
-passes explicitly (byte-identical to CompressAI's ``CheckerboardLatentCodec.compress``) and writes
-one string per pass, each over its own half of the latent; it also returns the integer symbols,
-which the file format checksums. ``decompress`` returns the residual unclamped.
+passes explicitly (the same symbols and tables as CompressAI's ``CheckerboardLatentCodec.compress``,
+coded with the bounds-checked coder of :mod:`hyreslib.ans`) and writes one string per pass, each
+over its own half of the latent; it also returns the integer symbols of y and z, which the file
+format checksums. ``decompress`` returns the residual unclamped.
 
 With ``conditioning="base"`` the decoded JPEG base and its quality (``cond``, made by
 :func:`.conditioning.side_input`) also feed g_a, the entropy parameters and g_s (see
@@ -25,7 +26,6 @@ With ``conditioning="base"`` the decoded JPEG base and its quality (``cond``, ma
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,7 +38,7 @@ from compressai.layers import CheckerboardMaskedConv2d, conv1x1
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from ..rans import zero_tail
+from .. import ans
 from .conditioning import SIDE_CHANNELS, BasePyramid, ConditionalSynthesis
 from .entropy import NearestScaleGaussianConditional
 from .entropy import scale_table as make_scale_table
@@ -222,20 +222,22 @@ class ResidualCodec(CompressionModel):
     @torch.no_grad()
     def compress_latent(self, y: Tensor, feats: list[Tensor] | None = None) -> dict[str, Any]:
         """Entropy-code a latent: strings ``{"z", "y_anchor", "y_non_anchor"}`` (one bytes object
-        per batch item each), the quantised latent ``y_hat`` the decoder rebuilds, and its integer
-        ``symbols``."""
-        hyper = self.latent_codec.hyper.compress(y)
+        per batch item each), the quantised latent ``y_hat`` the decoder rebuilds, and the integer
+        ``symbols`` of y and ``z_symbols`` of z."""
+        hyper = self.latent_codec.hyper
+        z_strings, z_hat, z_symbols = ans.encode_bottleneck(hyper.entropy_bottleneck, hyper.h_a(y))
         gc = self.checkerboard.y.gaussian_conditional
         y_halves = self.checkerboard.unembed(y)
         strings: list[list[bytes]] = []
 
         def encode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
-            strings.append(gc.compress(y_halves[i], indexes, means))
-            return gc.quantize(y_halves[i], "symbols", means)
+            symbols = gc.quantize(y_halves[i], "symbols", means)
+            strings.append(ans.encode_tensor(gc, symbols, indexes))
+            return symbols
 
-        y_hat, symbols = self._two_passes(self._side(hyper["params"], feats), encode)
-        return {"strings": {"z": hyper["strings"][0], "y_anchor": strings[0], "y_non_anchor": strings[1]},
-                "y_hat": y_hat, "symbols": symbols}
+        y_hat, symbols = self._two_passes(self._side(hyper.h_s(z_hat), feats), encode)
+        return {"strings": {"z": z_strings, "y_anchor": strings[0], "y_non_anchor": strings[1]},
+                "y_hat": y_hat, "symbols": symbols, "z_symbols": z_symbols}
 
     def compress(self, r: Tensor, cond: Tensor | None = None) -> dict[str, Any]:
         """Entropy-code a residual (see :meth:`compress_latent`)."""
@@ -252,21 +254,18 @@ class ResidualCodec(CompressionModel):
     @torch.no_grad()
     def decompress_latent(self, strings: dict[str, list[bytes]], height: int, width: int,
                           feats: list[Tensor] | None = None) -> dict[str, Tensor]:
-        """Decode ``{"y_hat", "symbols"}`` of a padded ``height`` x ``width`` residual."""
-        shapes = self.latent_shapes(height, width)
-        z_symbols = self.config.N * shapes["hyper"][0] * shapes["hyper"][1]
-        side = self.latent_codec.hyper.decompress([[zero_tail(s, z_symbols) for s in strings["z"]]],
-                                                  shapes["hyper"])["params"]
-        side = self._side(side, feats)
+        """Decode ``{"y_hat", "symbols", "z_symbols"}`` of a padded ``height`` x ``width`` residual."""
+        hyper = self.latent_codec.hyper
+        z_hat, z_symbols = ans.decode_bottleneck(hyper.entropy_bottleneck, strings["z"],
+                                                 self.latent_shapes(height, width)["hyper"])
         gc = self.checkerboard.y.gaussian_conditional
-        half = math.prod(shapes["y"]) // 2
-        passes = [[zero_tail(s, half) for s in strings[k]] for k in ("y_anchor", "y_non_anchor")]
+        passes = [strings[k] for k in ("y_anchor", "y_non_anchor")]
 
         def decode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
-            return gc.decompress(passes[i], indexes)  # symbol values (no means added)
+            return ans.decode_tensor(gc, passes[i], indexes, ("y_anchor", "y_non_anchor")[i] + " string")
 
-        y_hat, symbols = self._two_passes(side, decode)
-        return {"y_hat": y_hat, "symbols": symbols}
+        y_hat, symbols = self._two_passes(self._side(hyper.h_s(z_hat), feats), decode)
+        return {"y_hat": y_hat, "symbols": symbols, "z_symbols": z_symbols}
 
     def decompress(self, strings: dict[str, list[bytes]], height: int, width: int,
                    cond: Tensor | None = None) -> dict[str, Tensor]:
