@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from hyreslib import manifest
 from hyreslib.hyres import HyresCodec
@@ -30,3 +31,6 @@ def test_notebook_02_smoke(tmp_path):
     hyr = m.run_dir / "02_residual_training" / "files" / f"{name}.hyr"
     assert codec.decode(hyr.read_bytes()).shape[0] == 3
     assert any(k.startswith("recon:") for k in m.record["artifacts"])
+    # resumable: the training state is kept (the engine's tests show running again resumes from it)
+    states = list((m.run_dir / "02_residual_training").glob("train_state-*.pt"))
+    assert len(states) == 1 and torch.load(states[0], weights_only=False)["step"] == 4

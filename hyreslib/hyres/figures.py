@@ -12,7 +12,7 @@ import torch
 from .. import jpeg as jpeg_io
 from ..images import center_crop
 from ..metrics import bpp, psnr
-from ..plotting import image_grid, plot_curve, rd_axes, signed_map
+from ..plotting import LiveFigure, image_grid, plot_curve, rd_axes, signed_map
 from .codec import JpegSettings
 
 TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")
@@ -44,14 +44,14 @@ def training_curves(rows: Sequence[dict], keys: Sequence[str] = TRAIN_KEYS) -> p
 
 
 def live_training_plot(keys: Sequence[str] = TRAIN_KEYS) -> Callable:
-    """An engine ``on_log`` callback that redraws the training curves in place in a notebook."""
-    from IPython.display import clear_output, display
+    """An engine ``on_log`` callback that redraws the training curves in place in a notebook.
+
+    It replaces only its own display slot (clearing the cell output would also erase the
+    progress bar and its ETA)."""
+    live = LiveFigure()
 
     def on_log(hist) -> None:
-        fig = training_curves(hist.rows, keys)
-        clear_output(wait=True)
-        display(fig)
-        plt.close(fig)
+        live.show(training_curves(hist.rows, keys))
 
     return on_log
 
