@@ -66,6 +66,7 @@ class ReconstructionComparer:
         self.ui = W.VBox([W.HBox([self.image, self.left, self.right]), self.mode,
                           W.HBox([self.zoom, self.cx, self.cy]), self.wipe,
                           W.HBox([self.view_a, self.view_b]), self.caption])
+        self.ui.add_class("hyres-viewer")  # how the browser test finds it on the page
         self.render()
 
     # --- data -----------------------------------------------------------------------------
