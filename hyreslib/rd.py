@@ -65,8 +65,8 @@ def common_images(records: Sequence[dict]) -> set[str]:
 
 
 def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
-    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; ``None`` where a
-    pair cannot be compared (fewer than two points, or no overlap in quality)."""
+    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; where a pair
+    cannot be compared the values are ``None`` and ``note`` says why (:func:`why_not_comparable`)."""
     rows = []
     for anchor in (a for a in anchors if a in curves):
         ref = curves[anchor]
@@ -74,14 +74,25 @@ def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
             if name == anchor:
                 continue
             row = {"codec": name, "anchor": anchor, "bd_rate_pct": None, "bd_psnr_db": None,
-                   "points": len(cur["bpp"])}
+                   "points": len(cur["bpp"]), "note": ""}
             try:
                 row["bd_rate_pct"] = bd_rate(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
                 row["bd_psnr_db"] = bd_psnr(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
-            except ValueError:
-                pass
+            except ValueError as exc:
+                row["note"] = why_not_comparable(cur, ref, exc)
             rows.append(row)
     return rows
+
+
+def why_not_comparable(cur: dict, ref: dict, exc: Exception) -> str:
+    """The reason a BD value is missing, in the reader's terms."""
+    if len(cur["bpp"]) < 2 or len(ref["bpp"]) < 2:
+        n = min(len(cur["bpp"]), len(ref["bpp"]))
+        return f"{n} point{'s' if n != 1 else ''}: a BD value needs two or more on each curve"
+    (lo, hi), (rlo, rhi) = (min(cur["psnr"]), max(cur["psnr"])), (min(ref["psnr"]), max(ref["psnr"]))
+    if max(lo, rlo) >= min(hi, rhi):
+        return f"no common PSNR range ({lo:.1f}–{hi:.1f} dB vs the anchor's {rlo:.1f}–{rhi:.1f} dB)"
+    return str(exc)
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -93,13 +104,13 @@ def write_table(rows: Sequence[dict], stem: str | Path) -> tuple[Path, Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    fields = ["codec", "anchor", "bd_rate_pct", "bd_psnr_db", "points"]
+    fields = ["codec", "anchor", "bd_rate_pct", "bd_psnr_db", "points", "note"]
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    lines = ["| codec | anchor | BD-rate (%) | BD-PSNR (dB) | points |", "|---|---|---:|---:|---:|"]
+    lines = ["| codec | anchor | BD-rate (%) | BD-PSNR (dB) | points | note |", "|---|---|---:|---:|---:|---|"]
     lines += [f"| {r['codec']} | {r['anchor']} | {_fmt(r['bd_rate_pct'], '+.1f')} | "
-              f"{_fmt(r['bd_psnr_db'], '+.2f')} | {r['points']} |" for r in rows]
+              f"{_fmt(r['bd_psnr_db'], '+.2f')} | {r['points']} | {r.get('note', '')} |" for r in rows]
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

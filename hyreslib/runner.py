@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import manifest
 from .data import PROJECT_ROOT
 from .fileio import atomic_write_json
 from .profiles import CELL_TIMEOUT, profile_params
@@ -157,6 +158,30 @@ def run_pipeline(profile: str = "quick", only: Sequence[str] | None = None, over
     return results
 
 
+def summary(run_dir: Path) -> list[str]:
+    """The headline of a run, from its manifests: each codec's BD-rate against JPEG (or why there
+    is none), hideNet's lossless rate beside the classical lossless formats, and where the figures are."""
+    done = manifest.available(run_dir)
+    lines = []
+    if "05_rd_curves" in done:
+        m = manifest.load(run_dir, "05_rd_curves")
+        rows = [r for r in m.metrics["bd_table"] if r["anchor"] == "jpeg"]
+        lines.append(f"BD-rate against JPEG 4:2:0 on {len(m.metrics['images'])} test images (negative: fewer bits):")
+        width = max((len(r["codec"]) for r in rows), default=0)
+        for r in rows:
+            value = f"{r['bd_rate_pct']:+7.1f} %" if r["bd_rate_pct"] is not None else f"n/a: {r.get('note', '')}"
+            lines.append(f"  {r['codec']:<{width}}  {value}")
+        figures = {(m.run_dir / a["path"]).resolve().parent for n, a in m.record["artifacts"].items()
+                   if n.endswith(".png")}
+        lines += [f"RD figures and BD table: {f}" for f in sorted(figures)]
+    if "01_pixel_splitting" in done:
+        bpsp = manifest.load(run_dir, "01_pixel_splitting").metrics["lossless_bpsp"]
+        lines.append("lossless, bits per sub-pixel: " + ", ".join(f"{k} {v:.2f}" for k, v in bpsp.items()))
+    if lines:
+        lines.append(f"every notebook's own figures: {run_dir}/<notebook>/")
+    return lines
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         results = run_pipeline(args.profile, args.only, args.set, log_output=args.log_output,
@@ -171,6 +196,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  {r.seconds:7.1f} s  {r.name}")
     print(f"executed notebooks: {run_dir / 'notebooks'}")
     print(f"results and figures: {run_dir}/<notebook>/ (manifest.json in each)")
+    print("\n".join(["", *summary(run_dir)]))
     return 0
 
 

@@ -45,3 +45,11 @@ def test_incomparable_curves_get_na():
               "single": {"bpp": [1.0], "psnr": [30.0]}}
     rows = {r["codec"]: r for r in rd.bd_table(curves, ["anchor"])}
     assert rows["far"]["bd_rate_pct"] is None and rows["single"]["bd_psnr_db"] is None
+    assert rows["far"]["note"] == "no common PSNR range (40.0–42.0 dB vs the anchor's 20.0–22.0 dB)"
+    assert rows["single"]["note"].startswith("1 point:")
+
+
+def test_table_states_why_a_value_is_missing(tmp_path):
+    curves = {"anchor": {"bpp": [0.1, 0.2], "psnr": [20.0, 22.0]}, "far": {"bpp": [3.0, 4.0], "psnr": [40.0, 42.0]}}
+    _, md_path = rd.write_table(rd.bd_table(curves, ["anchor"]), tmp_path / "bd")
+    assert "| far | anchor | n/a | n/a | 2 | no common PSNR range" in md_path.read_text()
