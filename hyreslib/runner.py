@@ -114,6 +114,19 @@ def check_global_overrides(paths: Sequence[Path], overrides: dict[str | None, di
             raise PipelineError(f"--set names notebook {target!r}, which is not selected")
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernels talk over local IPC sockets instead of TCP ports: nothing to
+    eavesdrop on, and no "running over TCP without encryption" warning from every kernel."""
+    from jupyter_client import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IpcKernelManager
+
+
 def execute(path: Path, output: Path, params: dict[str, Any], timeout: int | None, log_output: bool) -> None:
     """Run one notebook; translate papermill/nbclient failures into :class:`PipelineError`."""
     import papermill as pm
@@ -123,7 +136,7 @@ def execute(path: Path, output: Path, params: dict[str, Any], timeout: int | Non
         pm.execute_notebook(str(path), str(output), parameters=params,
                             kernel_name=os.environ.get("HYRES_KERNEL", "python3"), cwd=str(path.parent),
                             progress_bar=not log_output, log_output=log_output, execution_timeout=timeout,
-                            request_save_on_cell_execute=True)
+                            request_save_on_cell_execute=True, kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as exc:
         raise PipelineError(f"{path.name} failed in cell {exc.exec_count} (index {exc.cell_index}): "
                             f"{exc.ename}: {exc.evalue}\n  executed notebook with the traceback: {output}") from None

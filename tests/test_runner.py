@@ -130,3 +130,14 @@ def test_summary_gives_bd_rates_or_why_not_hidenet_rate_and_figure_folder(tmp_pa
     assert f"RD figures and BD table: {fig.parent.resolve()}" in text
     assert "hidenet-cnnp 3.28, png 4.40" in text
     assert runner.summary(tmp_path / "empty") == []
+
+
+def test_batch_runs_are_quiet(nbdir, tmp_path, capfd):
+    """No kernel transport warning on the terminal, no torch.jit FutureWarning from compressai's
+    imports in the executed notebook."""
+    write_nb(nbdir, "00_a", "import hyreslib\nimport compressai")
+    runner.run_pipeline("quick", runs_root=tmp_path / "runs", notebooks_dir=nbdir)
+    assert "without encryption" not in capfd.readouterr().err
+    executed = nbformat.read(tmp_path / "runs" / "quick" / "notebooks" / "00_a.ipynb", as_version=4)
+    outputs = [o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [t for t in outputs if "Warning" in t], outputs
