@@ -105,6 +105,18 @@ def image_grid(images: Mapping[str, torch.Tensor], cols: int = 4, size: float = 
     return fig
 
 
+def residual_gain(residuals: Iterable[torch.Tensor], quantile: float = 0.99) -> float:
+    """A power-of-two gain for :func:`signed_map` that keeps ``quantile`` of the largest residual's
+    magnitudes off the clip (a fixed ×4 saturates a quality-1 JPEG residual), shared by all the
+    residuals of one figure so that they stay comparable."""
+    peak = max(float(torch.quantile(r.abs().flatten().float()[::max(1, r.numel() // 200_000)], quantile))
+               for r in residuals)
+    gain = 1.0
+    while gain < 16 and peak * gain * 2 <= 0.5:
+        gain *= 2
+    return gain
+
+
 def signed_map(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
     """A signed residual (e.g. ``x - jpeg(x)``) shown around mid-grey, amplified ``gain`` times."""
     return (0.5 + gain * x).clamp(0, 1)

@@ -79,7 +79,8 @@ def lab(tmp_path) -> Iterator[tuple[str, Path]]:
     port, token = _free_port(), "hyres-browser-test"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "HYRES_DATA": str(tmp_path / "no-data"), "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--ServerApp.port={port}",
            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={project}",
            "--ServerApp.port_retries=0", "--LabApp.news_url=None",
@@ -132,7 +133,8 @@ def browser():
     chromium, driver_path = _binaries()
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1200"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1200"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
@@ -283,8 +285,8 @@ def test_notebook_06_viewer_in_a_real_browser(lab, browser):
     assert v.chosen() == [IMAGES[1], *chosen]
 
     # no error anywhere: notebook outputs, browser console; the interactive run kept to its own folder
-    errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.stderr']")
-              if "Error" in e.text or "Traceback" in e.text]
+    stderr = browser.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = [e.text for e in stderr if "Error" in e.text or "Traceback" in e.text]
     assert not errors, errors
     console = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not console, console
