@@ -65,8 +65,8 @@ def common_images(records: Sequence[dict]) -> set[str]:
 
 
 def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
-    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; where a pair
-    cannot be compared the values are ``None`` and ``note`` says why (:func:`why_not_comparable`)."""
+    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; where a value
+    cannot be computed it is ``None`` and ``note`` says why (:func:`why_not_comparable`)."""
     rows = []
     for anchor in (a for a in anchors if a in curves):
         ref = curves[anchor]
@@ -75,24 +75,29 @@ def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
                 continue
             row = {"codec": name, "anchor": anchor, "bd_rate_pct": None, "bd_psnr_db": None,
                    "points": len(cur["bpp"]), "note": ""}
-            try:
-                row["bd_rate_pct"] = bd_rate(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
-                row["bd_psnr_db"] = bd_psnr(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
-            except ValueError as exc:
-                row["note"] = why_not_comparable(cur, ref, exc)
+            notes = []
+            for key, fn, axis in (("bd_rate_pct", bd_rate, "psnr"), ("bd_psnr_db", bd_psnr, "bpp")):
+                try:
+                    row[key] = fn(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
+                except ValueError as exc:
+                    notes.append(why_not_comparable(cur, ref, axis, exc))
+            row["note"] = "; ".join(dict.fromkeys(notes))
             rows.append(row)
     return rows
 
 
-def why_not_comparable(cur: dict, ref: dict, exc: Exception) -> str:
-    """The reason a BD value is missing, in the reader's terms."""
-    if len(cur["bpp"]) < 2 or len(ref["bpp"]) < 2:
-        n = min(len(cur["bpp"]), len(ref["bpp"]))
+def why_not_comparable(cur: dict, ref: dict, axis: str, exc: ValueError) -> str:
+    """Why a BD value is missing, in the reader's terms: too few points, or no common range on
+    ``axis`` (``"psnr"`` for BD-rate, which averages over quality; ``"bpp"`` for BD-PSNR)."""
+    n = min(len(cur["bpp"]), len(ref["bpp"]))
+    if n < 2:
         return f"{n} point{'s' if n != 1 else ''}: a BD value needs two or more on each curve"
-    (lo, hi), (rlo, rhi) = (min(cur["psnr"]), max(cur["psnr"])), (min(ref["psnr"]), max(ref["psnr"]))
-    if max(lo, rlo) >= min(hi, rhi):
-        return f"no common PSNR range ({lo:.1f}–{hi:.1f} dB vs the anchor's {rlo:.1f}–{rhi:.1f} dB)"
-    return str(exc)
+    unit, fmt = (" dB", ".1f") if axis == "psnr" else (" bpp", ".3f")
+    lo, hi, rlo, rhi = min(cur[axis]), max(cur[axis]), min(ref[axis]), max(ref[axis])
+    if max(lo, rlo) < min(hi, rhi):
+        return str(exc)  # e.g. repeated points
+    return (f"no common {'PSNR' if axis == 'psnr' else 'bitrate'} range ({lo:{fmt}}–{hi:{fmt}}{unit} vs the "
+            f"anchor's {rlo:{fmt}}–{rhi:{fmt}}{unit})")
 
 
 def _fmt(v: float | None, spec: str) -> str:
