@@ -59,17 +59,18 @@ def plot_curve(ax: plt.Axes, bpp: Sequence[float], quality: Sequence[float], lab
 
 
 # Measured curves can coincide (a refiner that changes little, a point on top of another): each
-# gets its own marker and line style, and earlier curves larger, hollow markers, so that one drawn
-# later never hides one drawn earlier.
+# gets its own marker and line style, hollow markers, and earlier curves wider lines and larger
+# markers, so one drawn later sits inside one drawn earlier instead of hiding it.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 LINESTYLES = ("-", "-.", ":", (0, (5, 1, 1, 1)))
 
 
 def curve_style(i: int, n: int) -> dict:
     """Matplotlib keywords for the ``i``-th of ``n`` measured curves."""
+    rank = (n - 1 - i) / max(1, n - 1)  # 1 for the first curve drawn, 0 for the last
     return {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
-            "markersize": 4 + 5 * (n - 1 - i) / max(1, n - 1), "markerfacecolor": "none" if i % 2 == 0 else None,
-            "zorder": 2 + i}
+            "markersize": 4 + 7 * rank, "linewidth": 1 + 2 * rank, "markerfacecolor": "none",
+            "markeredgewidth": 1.3, "zorder": 2 + i}
 
 
 MS_SSIM_DB = "MS-SSIM (dB) = −10·log10(1 − MS-SSIM)"

@@ -15,7 +15,9 @@ def test_coinciding_curves_are_drawn_distinguishably():
     fig = rd_figure({"HyRES": same, "HyRES + refine": dict(same)})
     first, second = fig.axes[0].get_lines()
     assert first.get_marker() != second.get_marker() and first.get_linestyle() != second.get_linestyle()
-    assert first.get_markersize() > second.get_markersize()  # the one below shows around the one on top
+    # the one below shows around the one on top
+    assert first.get_markersize() > second.get_markersize() and first.get_linewidth() > second.get_linewidth()
+    assert first.get_markerfacecolor() == "none"
     assert "−10·log10(1 − MS-SSIM)" in fig.axes[1].get_ylabel()
     plt.close(fig)
 
