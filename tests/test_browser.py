@@ -203,25 +203,32 @@ class Viewer:
         return _wait(lambda: (lambda p: p if check(p) else None)(self.pictures()), timeout, what)
 
 
-def run_all_cells(browser) -> None:
-    """Run > Run All Cells, as a user would; retried while the freshly opened notebook ignores it."""
-    from selenium.common.exceptions import StaleElementReferenceException
+def run_all_cells(browser) -> list[str]:
+    """Run > Run All Cells, as a user would; retried while the freshly opened notebook ignores it.
+    A dialog in the way (e.g. kernel selection while the kernel is slow to start) is accepted,
+    which keeps the notebook's own kernel; returns the dialogs' texts."""
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     def started() -> bool:
         prompts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt")]
         return any(p.strip() not in ("", "[ ]:") for p in prompts)
 
-    for _ in range(5):
+    dialogs = []
+    for _ in range(8):
         try:
+            for dialog in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+                dialogs.append(dialog.text)
+                dialog.find_element(By.CSS_SELECTOR, ".jp-Dialog-button.jp-mod-accept").click()
             browser.find_element(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell").click()
             browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
             _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "li[data-command='runmenu:run-all']"), 10,
                   "the Run menu")[0].click()
-            return _wait(started, 10, "the cells to start")
-        except (AssertionError, StaleElementReferenceException):
+            _wait(started, 10, "the cells to start")
+            return dialogs
+        except (AssertionError, StaleElementReferenceException, ElementClickInterceptedException):
             continue
-    raise AssertionError("Run All Cells did not start the notebook")
+    raise AssertionError(f"Run All Cells did not start the notebook; dialogs seen: {dialogs}")
 
 
 def test_notebook_06_viewer_in_a_real_browser(lab, browser):
@@ -234,7 +241,7 @@ def test_notebook_06_viewer_in_a_real_browser(lab, browser):
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 60, "the notebook to open")
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")
           or "Idle" in browser.find_element(By.CSS_SELECTOR, "body").text, 60, "the kernel")
-    run_all_cells(browser)
+    dialogs = run_all_cells(browser)
 
     v = Viewer(browser)
     try:
@@ -292,4 +299,4 @@ def test_notebook_06_viewer_in_a_real_browser(lab, browser):
     assert not console, console
     assert (project / "runs" / "interactive" / "06_compare_reconstructions" / "manifest.json").is_file()
     assert not (project / "runs" / "quick" / "06_compare_reconstructions").exists()
-    print(f"browser test: {time.monotonic() - t0:.1f} s in the browser")
+    print(f"browser test: {time.monotonic() - t0:.1f} s in the browser; dialogs accepted: {dialogs}")
