@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-LAB_STAMP := $(VENV)/.lab-stamp
 PROFILE ?= quick
 PYTEST_ARGS ?=
 # Extra `jupyter lab` options, e.g. LAB_ARGS="--port 8890 --ip 0.0.0.0 --no-browser --IdentityProvider.token=secret"
@@ -30,10 +29,6 @@ $(STAMP): pyproject.toml
 	  git config filter.nbstripout.smudge cat && git config filter.nbstripout.required true; fi
 	@touch $(STAMP)
 
-$(LAB_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
-	@touch $(LAB_STAMP)
-
 install: $(STAMP)
 
 run: $(STAMP)
@@ -46,7 +41,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not notebook and not slow and not browser" $(PYTEST_ARGS)
 
 # The project root, so notebooks/ and the executed notebooks and figures under runs/ are both reachable.
-lab: $(LAB_STAMP)
+# (JupyterLab comes with the dev extra: the browser test needs it too.)
+lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS)
 
 clean-runs:
