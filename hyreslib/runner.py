@@ -172,18 +172,23 @@ def run_pipeline(profile: str = "quick", only: Sequence[str] | None = None, over
 
 
 def summary(run_dir: Path) -> list[str]:
-    """The headline of a run, from its manifests: each codec's BD-rate against JPEG (or why there
-    is none), hideNet's lossless rate beside the classical lossless formats, and where the figures are."""
+    """The headline of a run, from its manifests: each codec's BD-rate and BD-PSNR against JPEG (or
+    why there are none), hideNet's lossless rate beside the classical lossless formats, and where the
+    figures are."""
     done = manifest.available(run_dir)
     lines = []
     if "05_rd_curves" in done:
         m = manifest.load(run_dir, "05_rd_curves")
         rows = [r for r in m.metrics["bd_table"] if r["anchor"] == "jpeg"]
-        lines.append(f"BD-rate against JPEG 4:2:0 on {len(m.metrics['images'])} test images (negative: fewer bits):")
+        lines.append(f"Against JPEG 4:2:0 on {len(m.metrics['images'])} test images "
+                     "(BD-rate: negative = fewer bits; BD-PSNR: positive = better):")
         width = max((len(r["codec"]) for r in rows), default=0)
+        lines.append(f"  {'codec':<{width}}  {'BD-rate':>9}  {'BD-PSNR':>9}")
         for r in rows:
-            value = f"{r['bd_rate_pct']:+7.1f} %" if r["bd_rate_pct"] is not None else f"n/a: {r.get('note', '')}"
-            lines.append(f"  {r['codec']:<{width}}  {value}")
+            rate = "n/a" if r["bd_rate_pct"] is None else f"{r['bd_rate_pct']:+.1f} %"
+            gain = "n/a" if r.get("bd_psnr_db") is None else f"{r['bd_psnr_db']:+.2f} dB"
+            note = f"  ({r['note']})" if r.get("note") else ""
+            lines.append(f"  {r['codec']:<{width}}  {rate:>9}  {gain:>9}{note}")
         figures = {(m.run_dir / a["path"]).resolve().parent for n, a in m.record["artifacts"].items()
                    if n.endswith(".png")}
         lines += [f"RD figures and BD table: {f}" for f in sorted(figures)]

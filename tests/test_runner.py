@@ -117,16 +117,18 @@ def test_summary_gives_bd_rates_or_why_not_hidenet_rate_and_figure_folder(tmp_pa
     fig.write_bytes(b"png")
     rd_run.add_artifact(fig.name, fig)
     rd_run.metrics.update({"images": ["a", "b"], "bd_table": [
-        {"codec": "HyRES", "anchor": "jpeg", "bd_rate_pct": 52.04, "note": ""},
-        {"codec": "hideNet generative", "anchor": "jpeg", "bd_rate_pct": None, "note": "1 point: a BD value needs two"},
+        {"codec": "HyRES", "anchor": "jpeg", "bd_rate_pct": 52.04, "bd_psnr_db": -1.234, "note": ""},
+        {"codec": "hideNet generative", "anchor": "jpeg", "bd_rate_pct": None, "bd_psnr_db": None,
+         "note": "1 point: a BD value needs two"},
         {"codec": "HyRES", "anchor": "avif", "bd_rate_pct": 99.0, "note": ""}]})
     rd_run.save()
     hd = manifest.start(run_dir, "01_pixel_splitting", profile="quick", seed=0, device="cpu")
     hd.metrics["lossless_bpsp"] = {"hidenet-cnnp": 3.284, "png": 4.4}
     hd.save()
     text = "\n".join(runner.summary(run_dir))
-    assert "on 2 test images" in text and "HyRES                 +52.0 %" in text and "99.0" not in text
-    assert "hideNet generative  n/a: 1 point: a BD value needs two" in text
+    assert "on 2 test images" in text and "99.0" not in text
+    assert "  HyRES                 +52.0 %   -1.23 dB\n" in text
+    assert "  hideNet generative        n/a        n/a  (1 point: a BD value needs two)" in text
     assert f"RD figures and BD table: {fig.parent.resolve()}" in text
     assert "hidenet-cnnp 3.28, png 4.40" in text
     assert runner.summary(tmp_path / "empty") == []
