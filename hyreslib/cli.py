@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 
 # Modules that contribute subcommands, in the order `hyres --help` lists them.
 COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli", "hyreslib.hyres.cli"]
@@ -21,8 +20,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # compressai imports torch_geometric, which calls the deprecated torch.jit.script at import time
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .fileio import atomic_write
+from .interrupt import StopRequest, TrainingInterrupted
 
 StepFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
 ValFn = Callable[[nn.Module], dict[str, float]]
@@ -373,29 +374,37 @@ def train(model: nn.Module, step_fn: StepFn, loader: Iterable, cfg: TrainConfig,
     t0, last_save = time.perf_counter() - tr.hist.seconds, time.perf_counter()
     tr.module.train()
     try:
-        while tr.step < cfg.steps:
-            out = tr.train_step()
-            if out is None:
-                continue
-            bar.update(1)
-            if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
-                row = {"step": tr.step, "lr": tr.opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
-                       **_global_means(out, tr.world)}
-                tr.hist.rows.append(row)
-                log.write(row)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "seconds", "lr")})
-                if on_log and main:
-                    on_log(tr.hist)
-            if val_fn is not None and (tr.step % val_every == 0 or tr.step == cfg.steps):
-                tr.validate()
-            due_steps = cfg.checkpoint_every_steps and tr.step % cfg.checkpoint_every_steps == 0
-            if due_steps or time.perf_counter() - last_save >= cfg.checkpoint_every_s:
-                tr.hist.seconds = time.perf_counter() - t0
-                tr.save()
-                last_save = time.perf_counter()
+        with StopRequest(enabled=not tr.world.distributed) as stop:  # ranks must stop together: DDP stops at once
+            while tr.step < cfg.steps and not stop.requested:
+                try:
+                    out = tr.train_step()
+                except RuntimeError:  # e.g. a DataLoader worker that the same interrupt stopped
+                    if stop.requested:
+                        break
+                    raise
+                if out is None:
+                    continue
+                bar.update(1)
+                if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
+                    row = {"step": tr.step, "lr": tr.opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
+                           **_global_means(out, tr.world)}
+                    tr.hist.rows.append(row)
+                    log.write(row)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "seconds", "lr")})
+                    if on_log and main:
+                        on_log(tr.hist)
+                if val_fn is not None and (tr.step % val_every == 0 or tr.step == cfg.steps):
+                    tr.validate()
+                due_steps = cfg.checkpoint_every_steps and tr.step % cfg.checkpoint_every_steps == 0
+                if due_steps or time.perf_counter() - last_save >= cfg.checkpoint_every_s:
+                    tr.hist.seconds = time.perf_counter() - t0
+                    tr.save()
+                    last_save = time.perf_counter()
         tr.hist.seconds = time.perf_counter() - t0
         tr.save()
     finally:
         bar.close()
         log.close()
+    if stop.requested:
+        raise TrainingInterrupted(tr.step, cfg.steps, tr.checkpoint_path)
     return tr.hist

@@ -7,11 +7,20 @@ Each notebook owns ``<run_dir>/<notebook>/`` and finishes by writing ``manifest.
 
 Later notebooks read manifests (:func:`load`), never another notebook's globals, and every
 artifact is checked against its SHA-256 when it is opened, so a stale or edited file is caught.
+:func:`start` removes the notebook's previous manifest, so a run that is interrupted leaves no
+manifest whose checksums describe files it has since rewritten.
+
+Batch runs (``hyres run``) live in ``runs/<profile>/``. A notebook run by hand (JupyterLab) uses
+its default ``run_dir``, ``runs/interactive/``: it writes only there and reads the notebooks it
+has not run itself from the batch run beside it (:func:`sources`), so experimenting in the lab
+never touches a batch run's files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 import subprocess
 import time
@@ -25,6 +34,8 @@ import torch
 from .fileio import atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
+INTERACTIVE = "interactive"       # run folder of notebooks run by hand
+BATCH_PREFERENCE = ("full", "quick")  # the batch run an interactive run reads through to: full when there is one
 
 
 def git_revision(cwd: Path | None = None) -> str:
@@ -80,10 +91,18 @@ class Run:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    def resume_path(self, name: str, signature: Any) -> Path:
+        """Where a resumable training state lives, named by a hash of what it trains
+        (``signature``): running the notebook again after an interruption resumes it, while
+        changed settings start afresh instead of resuming a state trained for others."""
+        digest = hashlib.sha256(json.dumps(signature, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return self.path(f"{name}-{digest}.pt")
+
     def add_artifact(self, name: str, path: str | Path) -> Path:
         """Record a file this notebook produced (hashed now, verified when read)."""
         path = Path(path).resolve()
-        self.artifacts[name] = {"path": str(path.relative_to(self.run_dir.resolve())),
+        # relative, so a run folder can move; '../quick/...' for a batch-run file an interactive run reuses
+        self.artifacts[name] = {"path": os.path.relpath(path, self.run_dir.resolve()),
                                 "sha256": sha256_file(path), "bytes": path.stat().st_size}
         return path
 
@@ -100,6 +119,7 @@ def start(run_dir: str | Path, notebook: str, *, profile: str, seed: int, device
     """Begin a notebook's run: create its folder and seed every RNG."""
     run_dir = Path(run_dir).resolve()
     (run_dir / notebook).mkdir(parents=True, exist_ok=True)
+    (run_dir / notebook / MANIFEST).unlink(missing_ok=True)  # rewritten, with fresh checksums, when it ends
     seed_everything(seed)
     return Run(run_dir, notebook, profile, seed, str(device), dict(params or {}))
 
@@ -130,17 +150,30 @@ class Manifest:
         return path
 
 
-def load(run_dir: str | Path, notebook: str) -> Manifest:
-    """Read the manifest of an earlier notebook in the same run."""
+def _finished(run_dir: Path) -> list[str]:
+    return sorted(p.parent.name for p in run_dir.glob(f"*/{MANIFEST}"))
+
+
+def sources(run_dir: str | Path) -> list[Path]:
+    """The run folders a run reads manifests from, its own first. An interactive run also reads
+    from the batch run beside it (``runs/full`` when it has results, else ``runs/quick``)."""
     run_dir = Path(run_dir).resolve()
-    path = run_dir / notebook / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"no manifest for {notebook} in {run_dir}: run that notebook first "
-                                f"(`hyres run --only {notebook.split('_')[0]}`)")
-    return Manifest(run_dir, json.loads(path.read_text()))
+    if run_dir.name != INTERACTIVE:
+        return [run_dir]
+    batch = [run_dir.parent / name for name in BATCH_PREFERENCE if _finished(run_dir.parent / name)]
+    return [run_dir, *batch[:1]]
+
+
+def load(run_dir: str | Path, notebook: str) -> Manifest:
+    """Read the manifest of an earlier notebook of the run (see :func:`sources`)."""
+    for folder in sources(run_dir):
+        path = folder / notebook / MANIFEST
+        if path.is_file():
+            return Manifest(folder, json.loads(path.read_text()))
+    raise FileNotFoundError(f"no manifest for {notebook} in {Path(run_dir).resolve()}: run that notebook first "
+                            f"(`hyres run --only {notebook.split('_')[0]}`)")
 
 
 def available(run_dir: str | Path) -> list[str]:
-    """Notebooks of this run that have written a manifest."""
-    run_dir = Path(run_dir)
-    return sorted(p.parent.name for p in run_dir.glob(f"*/{MANIFEST}"))
+    """Notebooks of this run that have written a manifest (see :func:`sources`)."""
+    return sorted(set().union(*(_finished(folder) for folder in sources(run_dir))))

@@ -51,11 +51,41 @@ def plot_curve(ax: plt.Axes, bpp: Sequence[float], quality: Sequence[float], lab
     order = sorted(range(len(bpp)), key=lambda i: bpp[i])
     xs, ys = [bpp[i] for i in order], [quality[i] for i in order]
     if published:
-        kw = {"linestyle": "--", "marker": "o", "markerfacecolor": "none", "alpha": 0.8, **kw}
+        kw = {"linestyle": "--", "marker": "o", "markerfacecolor": "none", "alpha": 0.8, "markersize": 4, **kw}
         label = f"{label} (published)"
     else:
-        kw = {"linestyle": "-", "marker": "o", **kw}
-    ax.plot(xs, ys, label=label, markersize=4, **kw)
+        kw = {"linestyle": "-", "marker": "o", "markersize": 4, **kw}
+    ax.plot(xs, ys, label=label, **kw)
+
+
+# Measured curves can coincide (a refiner that changes little, a point on top of another): each
+# gets its own marker and line style, hollow markers, and earlier curves wider lines and larger
+# markers, so one drawn later sits inside one drawn earlier instead of hiding it.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+LINESTYLES = ("-", "-.", ":", (0, (5, 1, 1, 1)))
+
+
+def curve_style(i: int, n: int) -> dict:
+    """Matplotlib keywords for the ``i``-th of ``n`` measured curves."""
+    rank = (n - 1 - i) / max(1, n - 1)  # 1 for the first curve drawn, 0 for the last
+    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "markersize": 4 + 7 * rank, "linewidth": 1 + 2 * rank, "markerfacecolor": "none",
+            "markeredgewidth": 1.3, "zorder": 2 + i}
+
+
+MS_SSIM_DB = "MS-SSIM (dB) = −10·log10(1 − MS-SSIM)"
+
+
+def fit_y_to_visible(ax: plt.Axes, margin: float = 0.06) -> None:
+    """Limit the y axis to the points inside the x range, so that points the x limit cuts off do
+    not stretch it (a lossless-ish point at 6 bpp would flatten every low-rate curve)."""
+    lo_x, hi_x = ax.get_xlim()
+    ys = [y for line in ax.get_lines() for x, y in zip(line.get_xdata(), line.get_ydata())
+          if lo_x <= x <= hi_x and y == y and abs(y) != float("inf")]
+    if ys:
+        lo, hi = min(ys), max(ys)
+        pad = margin * (hi - lo) or 0.5
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def image_grid(images: Mapping[str, torch.Tensor], cols: int = 4, size: float = 3.2,
@@ -76,6 +106,18 @@ def image_grid(images: Mapping[str, torch.Tensor], cols: int = 4, size: float = 
     return fig
 
 
+def residual_gain(residuals: Iterable[torch.Tensor], quantile: float = 0.99) -> float:
+    """A power-of-two gain for :func:`signed_map` that keeps ``quantile`` of the largest residual's
+    magnitudes off the clip (a fixed ×4 saturates a quality-1 JPEG residual), shared by all the
+    residuals of one figure so that they stay comparable."""
+    peak = max(float(torch.quantile(r.abs().flatten().float()[::max(1, r.numel() // 200_000)], quantile))
+               for r in residuals)
+    gain = 1.0
+    while gain < 16 and peak * gain * 2 <= 0.5:
+        gain *= 2
+    return gain
+
+
 def signed_map(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
     """A signed residual (e.g. ``x - jpeg(x)``) shown around mid-grey, amplified ``gain`` times."""
     return (0.5 + gain * x).clamp(0, 1)
@@ -89,19 +131,21 @@ def rd_figure(curves: Mapping[str, Mapping[str, list]], published: Mapping[str, 
     from .metrics import ms_ssim_db
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    for name, c in curves.items():
-        plot_curve(ax1, c["bpp"], c["psnr"], name)
+    for i, (name, c) in enumerate(curves.items()):
+        style = {"color": f"C{i % 10}", **curve_style(i, len(curves))}
+        plot_curve(ax1, c["bpp"], c["psnr"], name, **style)
         ms = c.get("ms_ssim")
         if ms and all(v is not None for v in ms):
-            plot_curve(ax2, c["bpp"], [ms_ssim_db(v) for v in ms], name)
+            plot_curve(ax2, c["bpp"], [ms_ssim_db(v) for v in ms], name, **style)
     for name, c in (published or {}).items():
         plot_curve(ax1, c["bpp"], c["psnr"], name, published=True)
     rd_axes(ax1, "PSNR (dB)", logx=logx, title=title)
-    rd_axes(ax2, "MS-SSIM (dB)", logx=logx)
+    rd_axes(ax2, MS_SSIM_DB, logx=logx)
     top = max((max(c["bpp"]) for c in curves.values() if c["bpp"]), default=0.0)
     for ax in (ax1, ax2):
         if xmax and not logx and top > 0:
             ax.set_xlim(0, min(xmax, 1.08 * top))  # a cap, not a fixed range: low-rate runs stay readable
+            fit_y_to_visible(ax)
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()

@@ -65,8 +65,8 @@ def common_images(records: Sequence[dict]) -> set[str]:
 
 
 def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
-    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; ``None`` where a
-    pair cannot be compared (fewer than two points, or no overlap in quality)."""
+    """BD-rate (%) and BD-PSNR (dB) of every curve against each anchor present; where a value
+    cannot be computed it is ``None`` and ``note`` says why (:func:`why_not_comparable`)."""
     rows = []
     for anchor in (a for a in anchors if a in curves):
         ref = curves[anchor]
@@ -74,14 +74,30 @@ def bd_table(curves: Curves, anchors: Sequence[str]) -> list[dict]:
             if name == anchor:
                 continue
             row = {"codec": name, "anchor": anchor, "bd_rate_pct": None, "bd_psnr_db": None,
-                   "points": len(cur["bpp"])}
-            try:
-                row["bd_rate_pct"] = bd_rate(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
-                row["bd_psnr_db"] = bd_psnr(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
-            except ValueError:
-                pass
+                   "points": len(cur["bpp"]), "note": ""}
+            notes = []
+            for key, fn, axis in (("bd_rate_pct", bd_rate, "psnr"), ("bd_psnr_db", bd_psnr, "bpp")):
+                try:
+                    row[key] = fn(ref["bpp"], ref["psnr"], cur["bpp"], cur["psnr"])
+                except ValueError as exc:
+                    notes.append(why_not_comparable(cur, ref, axis, exc))
+            row["note"] = "; ".join(dict.fromkeys(notes))
             rows.append(row)
     return rows
+
+
+def why_not_comparable(cur: dict, ref: dict, axis: str, exc: ValueError) -> str:
+    """Why a BD value is missing, in the reader's terms: too few points, or no common range on
+    ``axis`` (``"psnr"`` for BD-rate, which averages over quality; ``"bpp"`` for BD-PSNR)."""
+    n = min(len(cur["bpp"]), len(ref["bpp"]))
+    if n < 2:
+        return f"{n} point{'s' if n != 1 else ''}: a BD value needs two or more on each curve"
+    unit, fmt = (" dB", ".1f") if axis == "psnr" else (" bpp", ".3f")
+    lo, hi, rlo, rhi = min(cur[axis]), max(cur[axis]), min(ref[axis]), max(ref[axis])
+    if max(lo, rlo) < min(hi, rhi):
+        return str(exc)  # e.g. repeated points
+    return (f"no common {'PSNR' if axis == 'psnr' else 'bitrate'} range ({lo:{fmt}}–{hi:{fmt}}{unit} vs the "
+            f"anchor's {rlo:{fmt}}–{rhi:{fmt}}{unit})")
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -93,13 +109,13 @@ def write_table(rows: Sequence[dict], stem: str | Path) -> tuple[Path, Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    fields = ["codec", "anchor", "bd_rate_pct", "bd_psnr_db", "points"]
+    fields = ["codec", "anchor", "bd_rate_pct", "bd_psnr_db", "points", "note"]
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    lines = ["| codec | anchor | BD-rate (%) | BD-PSNR (dB) | points |", "|---|---|---:|---:|---:|"]
+    lines = ["| codec | anchor | BD-rate (%) | BD-PSNR (dB) | points | note |", "|---|---|---:|---:|---:|---|"]
     lines += [f"| {r['codec']} | {r['anchor']} | {_fmt(r['bd_rate_pct'], '+.1f')} | "
-              f"{_fmt(r['bd_psnr_db'], '+.2f')} | {r['points']} |" for r in rows]
+              f"{_fmt(r['bd_psnr_db'], '+.2f')} | {r['points']} | {r.get('note', '')} |" for r in rows]
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

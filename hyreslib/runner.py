@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import manifest
 from .data import PROJECT_ROOT
 from .fileio import atomic_write_json
 from .profiles import CELL_TIMEOUT, PROFILES, profile_params
@@ -113,6 +114,19 @@ def check_global_overrides(paths: Sequence[Path], overrides: dict[str | None, di
             raise PipelineError(f"--set names notebook {target!r}, which is not selected")
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernels talk over local IPC sockets instead of TCP ports: nothing to
+    eavesdrop on, and no "running over TCP without encryption" warning from every kernel."""
+    from jupyter_client import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IpcKernelManager
+
+
 def execute(path: Path, output: Path, params: dict[str, Any], timeout: int | None, log_output: bool) -> None:
     """Run one notebook; translate papermill/nbclient failures into :class:`PipelineError`."""
     import papermill as pm
@@ -122,7 +136,7 @@ def execute(path: Path, output: Path, params: dict[str, Any], timeout: int | Non
         pm.execute_notebook(str(path), str(output), parameters=params,
                             kernel_name=os.environ.get("HYRES_KERNEL", "python3"), cwd=str(path.parent),
                             progress_bar=not log_output, log_output=log_output, execution_timeout=timeout,
-                            request_save_on_cell_execute=True)
+                            request_save_on_cell_execute=True, kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as exc:
         raise PipelineError(f"{path.name} failed in cell {exc.exec_count} (index {exc.cell_index}): "
                             f"{exc.ename}: {exc.evalue}\n  executed notebook with the traceback: {output}") from None
@@ -157,6 +171,35 @@ def run_pipeline(profile: str = "quick", only: Sequence[str] | None = None, over
     return results
 
 
+def summary(run_dir: Path) -> list[str]:
+    """The headline of a run, from its manifests: each codec's BD-rate and BD-PSNR against JPEG (or
+    why there are none), hideNet's lossless rate beside the classical lossless formats, and where the
+    figures are."""
+    done = manifest.available(run_dir)
+    lines = []
+    if "05_rd_curves" in done:
+        m = manifest.load(run_dir, "05_rd_curves")
+        rows = [r for r in m.metrics["bd_table"] if r["anchor"] == "jpeg"]
+        lines.append(f"Against JPEG 4:2:0 on {len(m.metrics['images'])} test images "
+                     "(BD-rate: negative = fewer bits; BD-PSNR: positive = better):")
+        width = max((len(r["codec"]) for r in rows), default=0)
+        lines.append(f"  {'codec':<{width}}  {'BD-rate':>9}  {'BD-PSNR':>9}")
+        for r in rows:
+            rate = "n/a" if r["bd_rate_pct"] is None else f"{r['bd_rate_pct']:+.1f} %"
+            gain = "n/a" if r.get("bd_psnr_db") is None else f"{r['bd_psnr_db']:+.2f} dB"
+            note = f"  ({r['note']})" if r.get("note") else ""
+            lines.append(f"  {r['codec']:<{width}}  {rate:>9}  {gain:>9}{note}")
+        figures = {(m.run_dir / a["path"]).resolve().parent for n, a in m.record["artifacts"].items()
+                   if n.endswith(".png")}
+        lines += [f"RD figures and BD table: {f}" for f in sorted(figures)]
+    if "01_pixel_splitting" in done:
+        bpsp = manifest.load(run_dir, "01_pixel_splitting").metrics["lossless_bpsp"]
+        lines.append("lossless, bits per sub-pixel: " + ", ".join(f"{k} {v:.2f}" for k, v in bpsp.items()))
+    if lines:
+        lines.append(f"every notebook's own figures: {run_dir}/<notebook>/")
+    return lines
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         results = run_pipeline(args.profile, args.only, args.set, log_output=args.log_output,
@@ -171,6 +214,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  {r.seconds:7.1f} s  {r.name}")
     print(f"executed notebooks: {run_dir / 'notebooks'}")
     print(f"results and figures: {run_dir}/<notebook>/ (manifest.json in each)")
+    print("\n".join(["", *summary(run_dir)]))
     return 0
 
 

@@ -14,7 +14,8 @@ Data flow::
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,6 +45,7 @@ class ReconstructionComparer:
                 self.recons.setdefault(r.image, {})[r.label] = r
         self.display_px = display_px
         self._cache: dict[tuple[str, str], torch.Tensor] = {}
+        self._switching = False  # see _quiet()
 
         first = sorted(self.originals)[0]
         labels = self.labels(first)
@@ -60,10 +62,11 @@ class ReconstructionComparer:
         self.caption = W.HTML()
         self.image.observe(self._on_image, names="value")
         for w in (self.left, self.right, self.mode, self.wipe, self.zoom, self.cx, self.cy):
-            w.observe(lambda _change: self.render(), names="value")
+            w.observe(self._on_control, names="value")
         self.ui = W.VBox([W.HBox([self.image, self.left, self.right]), self.mode,
                           W.HBox([self.zoom, self.cx, self.cy]), self.wipe,
                           W.HBox([self.view_a, self.view_b]), self.caption])
+        self.ui.add_class("hyres-viewer")  # how the browser test finds it on the page
         self.render()
 
     # --- data -----------------------------------------------------------------------------
@@ -82,6 +85,24 @@ class ReconstructionComparer:
         r = self.recons[image][label]
         extra = f", MS-SSIM {r.ms_ssim:.4f}" if r.ms_ssim is not None else ""
         return f"{label}: {r.bpp:.3f} bpp, {r.psnr:.2f} dB{extra}"
+
+    def default_pair(self, image: str) -> tuple[str, str]:
+        """(A, B) for a first look: the JPEG base against the best HyRES reconstruction (highest
+        PSNR, refined or not) of ``image``; without them, the original and the best of the rest."""
+        here = list(self.recons.get(image, {}).values())
+        base = [r.label for r in here if r.curve == "JPEG base"]
+        hyres = [r for r in here if r.curve.startswith("HyRES")] or [r for r in here if r.curve != "JPEG base"]
+        best = max(hyres, key=lambda r: r.psnr).label if hyres else ORIGINAL
+        return (base[0] if base else ORIGINAL), best
+
+    def select(self, image: str | None = None, a: str | None = None, b: str | None = None) -> None:
+        """Show ``image`` with A and B (each defaulting to :meth:`default_pair` of the image)."""
+        image = image or self.image.value
+        pair = self.default_pair(image)
+        self.image.value = image
+        with self._quiet():
+            self.left.value, self.right.value = a or pair[0], b or pair[1]
+        self.render()
 
     # --- view -----------------------------------------------------------------------------
     def crop(self, img: torch.Tensor) -> torch.Tensor:
@@ -117,17 +138,48 @@ class ReconstructionComparer:
         self.caption.value = (f"<b>{html.escape(img)}</b> — A: {html.escape(self.describe(img, self.left.value))}"
                               f" | B: {html.escape(self.describe(img, self.right.value))}")
 
+    def _on_control(self, _change) -> None:
+        if not self._switching:
+            self.render()
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Change several controls with one render (by the caller) instead of one per control."""
+        self._switching = True
+        try:
+            yield
+        finally:
+            self._switching = False
+
     def _on_image(self, change) -> None:
+        """Keep A and B when the new image has them too. (Swapping options inside
+        ``hold_trait_notifications`` lost the choice: the held index reset won over the new value.)"""
         labels = self.labels(change["new"])
         keep_a = self.left.value if self.left.value in labels else labels[0]
         keep_b = self.right.value if self.right.value in labels else labels[-1]
-        with self.left.hold_trait_notifications(), self.right.hold_trait_notifications():
-            self.left.options, self.right.options = labels, labels
-            self.left.value, self.right.value = keep_a, keep_b
+        with self._quiet():
+            for w, keep in ((self.left, keep_a), (self.right, keep_b)):
+                w.options = labels
+                w.value = keep
         self.render()
 
-    def static_figure(self, path: str | Path | None = None):
-        """The current view as a matplotlib figure (saved deterministically when ``path`` is given)."""
+    def static_figure(self, path: str | Path | None = None, **controls):
+        """The current view as a matplotlib figure (saved deterministically when ``path`` is given).
+
+        ``controls`` (e.g. ``mode="wipe", zoom=3``) apply to this figure only: the live widget keeps
+        the user's settings."""
+        saved = {name: getattr(self, name).value for name in controls}
+        with self._quiet():
+            for name, value in controls.items():
+                getattr(self, name).value = value
+        try:
+            return self._draw(path)
+        finally:
+            with self._quiet():
+                for name, value in saved.items():
+                    getattr(self, name).value = value
+
+    def _draw(self, path: str | Path | None):
         import matplotlib.pyplot as plt
 
         from .images import to_uint8

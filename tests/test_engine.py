@@ -118,3 +118,33 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path, torchrun):
         torch.testing.assert_close(r0[k], ref[k], rtol=1e-4, atol=1e-5)
     for a, b in zip(_rows(ddp / "log.csv"), _rows(single / "log.csv")):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)
+
+
+def test_interrupt_stops_at_a_step_boundary_saves_and_resumes_exactly(tmp_path):
+    """Ctrl-C / the lab's interrupt button: the step in progress finishes, the state is saved there,
+    a short TrainingInterrupted names the file, and running again ends where an uninterrupted run ends."""
+    from hyreslib.interrupt import TrainingInterrupted
+
+    cfg = TrainConfig(steps=12, lr=0.01, log_every=1, checkpoint_every_s=1e9)
+    model, loader, _, _ = _linear_problem()
+    reference = train(model, _mse, loader, cfg, progress=False)
+
+    def interrupt_at_5(m, b):
+        if not getattr(interrupt_at_5, "sent", False) and state["step"] == 4:
+            interrupt_at_5.sent = True
+            os.kill(os.getpid(), signal.SIGINT)  # lands in the middle of step 5
+        state["step"] += 1
+        return _mse(m, b)
+
+    state = {"step": 0}
+    model, loader, _, _ = _linear_problem()
+    ckpt = tmp_path / "state.pt"
+    with pytest.raises(TrainingInterrupted) as info:
+        train(model, interrupt_at_5, loader, cfg, progress=False, checkpoint_path=ckpt, resume=True)
+    assert info.value.step == 5 and torch.load(ckpt, weights_only=False)["step"] == 5
+    assert str(ckpt) in info.value._render_traceback_()[0] and "resume" in str(info.value)
+    model, loader, _, _ = _linear_problem()
+    resumed = train(model, _mse, loader, cfg, progress=False, checkpoint_path=ckpt, resume=True)
+    assert resumed.resumed_from == 5 and [r["step"] for r in resumed.rows] == list(range(1, 13))
+    for a, b in zip(resumed.rows, reference.rows):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)

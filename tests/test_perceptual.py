@@ -16,10 +16,25 @@ def test_offline_without_cached_weights_returns_none_with_the_reason(monkeypatch
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline)  # what weights use
+    monkeypatch.setattr(perceptual, "_reachable", lambda url: True)  # the host answers, the download fails
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     features, why = perceptual.load_vgg_features()
     assert features is None
     assert "unavailable" in why and "vgg16-397923af.pth" in why and str(tmp_path) in why
+
+
+def test_offline_no_download_is_tried(monkeypatch, tmp_path):
+    def download(*args, **kwargs):
+        raise AssertionError("tried to download while offline")
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", download)
+    monkeypatch.setattr("socket.create_connection", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    features, why = perceptual.load_vgg_features()
+    assert features is None and "no download tried" in why and str(tmp_path) in why
 
 
 @pytest.mark.slow
@@ -27,6 +42,7 @@ def test_weights_from_torchvisions_mechanism_give_a_frozen_loss(monkeypatch):
     torch.manual_seed(0)
     state = tvm.vgg16(weights=None).state_dict()  # stands in for the cached ImageNet file
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda *a, **k: state)
+    monkeypatch.setattr(perceptual, "_reachable", lambda url: True)
     features, how = perceptual.load_vgg_features()
     assert features is not None and "ImageNet" in how
     torch.testing.assert_close(features[0].weight, state["features.0.weight"])

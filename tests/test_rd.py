@@ -45,3 +45,22 @@ def test_incomparable_curves_get_na():
               "single": {"bpp": [1.0], "psnr": [30.0]}}
     rows = {r["codec"]: r for r in rd.bd_table(curves, ["anchor"])}
     assert rows["far"]["bd_rate_pct"] is None and rows["single"]["bd_psnr_db"] is None
+    assert rows["far"]["note"] == ("no common PSNR range (40.0–42.0 dB vs the anchor's 20.0–22.0 dB); "
+                                   "no common bitrate range (3.000–4.000 bpp vs the anchor's 0.100–0.200 bpp)")
+    assert rows["single"]["note"].startswith("1 point:")
+
+
+def test_bd_rate_without_bd_psnr_says_which_range_is_missing():
+    curves = {"anchor": {"bpp": [0.2, 2.0], "psnr": [24.0, 36.0]}, "near": {"bpp": [2.4, 6.5], "psnr": [36.0, 50.0]}}
+    (row,) = rd.bd_table(curves, ["anchor"])
+    assert row["bd_rate_pct"] is None and row["bd_psnr_db"] is None
+    curves["near"]["psnr"] = [30.0, 50.0]  # quality overlaps, rate does not: BD-rate only
+    (row,) = rd.bd_table(curves, ["anchor"])
+    assert row["bd_rate_pct"] is not None and row["bd_psnr_db"] is None
+    assert row["note"] == "no common bitrate range (2.400–6.500 bpp vs the anchor's 0.200–2.000 bpp)"
+
+
+def test_table_states_why_a_value_is_missing(tmp_path):
+    curves = {"anchor": {"bpp": [0.1, 0.2], "psnr": [20.0, 22.0]}, "far": {"bpp": [3.0, 4.0], "psnr": [40.0, 42.0]}}
+    _, md_path = rd.write_table(rd.bd_table(curves, ["anchor"]), tmp_path / "bd")
+    assert "| far | anchor | n/a | n/a | 2 | no common PSNR range" in md_path.read_text()

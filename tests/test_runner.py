@@ -108,3 +108,38 @@ def test_manifest_detects_a_changed_artifact(tmp_path):
         m.artifact("x")
     with pytest.raises(FileNotFoundError, match="run that notebook first"):
         manifest.load(tmp_path, "03_missing")
+
+
+def test_summary_gives_bd_rates_or_why_not_hidenet_rate_and_figure_folder(tmp_path):
+    run_dir = tmp_path / "quick"
+    rd_run = manifest.start(run_dir, "05_rd_curves", profile="quick", seed=0, device="cpu")
+    fig = rd_run.path("figures/fig05_rd_psnr_msssim.png")
+    fig.write_bytes(b"png")
+    rd_run.add_artifact(fig.name, fig)
+    rd_run.metrics.update({"images": ["a", "b"], "bd_table": [
+        {"codec": "HyRES", "anchor": "jpeg", "bd_rate_pct": 52.04, "bd_psnr_db": -1.234, "note": ""},
+        {"codec": "hideNet generative", "anchor": "jpeg", "bd_rate_pct": None, "bd_psnr_db": None,
+         "note": "1 point: a BD value needs two"},
+        {"codec": "HyRES", "anchor": "avif", "bd_rate_pct": 99.0, "note": ""}]})
+    rd_run.save()
+    hd = manifest.start(run_dir, "01_pixel_splitting", profile="quick", seed=0, device="cpu")
+    hd.metrics["lossless_bpsp"] = {"hidenet-cnnp": 3.284, "png": 4.4}
+    hd.save()
+    text = "\n".join(runner.summary(run_dir))
+    assert "on 2 test images" in text and "99.0" not in text
+    assert "  HyRES                 +52.0 %   -1.23 dB\n" in text
+    assert "  hideNet generative        n/a        n/a  (1 point: a BD value needs two)" in text
+    assert f"RD figures and BD table: {fig.parent.resolve()}" in text
+    assert "hidenet-cnnp 3.28, png 4.40" in text
+    assert runner.summary(tmp_path / "empty") == []
+
+
+def test_batch_runs_are_quiet(nbdir, tmp_path, capfd):
+    """No kernel transport warning on the terminal, no torch.jit FutureWarning from compressai's
+    imports in the executed notebook."""
+    write_nb(nbdir, "00_a", "import hyreslib\nimport compressai")
+    runner.run_pipeline("quick", runs_root=tmp_path / "runs", notebooks_dir=nbdir)
+    assert "without encryption" not in capfd.readouterr().err
+    executed = nbformat.read(tmp_path / "runs" / "quick" / "notebooks" / "00_a.ipynb", as_version=4)
+    outputs = [o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [t for t in outputs if "Warning" in t], outputs

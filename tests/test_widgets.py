@@ -86,3 +86,37 @@ def test_static_figure_is_deterministic(comparer, tmp_path):
     comparer.static_figure(p1)
     comparer.static_figure(p2)
     assert p1.read_bytes() == p2.read_bytes()
+
+
+def test_changing_image_keeps_a_and_b_when_the_new_image_has_them(tmp_path):
+    run = manifest.start(tmp_path, "03_x", profile="quick", seed=0, device="cpu")
+    for label, value in (("codec A", 0.0), ("codec B", 1.0)):
+        recons.save(run, label, [(n, torch.full((3, 20, 20), value), 1.0, 20.0, None) for n in ("a", "b")])
+    run.save()
+    viewer = ReconstructionComparer({"a": torch.rand(3, 20, 20), "b": torch.rand(3, 20, 20)},
+                                    recons.collect(tmp_path), display_px=40)
+    viewer.left.value, viewer.right.value = "codec A", "codec B"
+    viewer.image.value = "b"
+    assert (viewer.left.value, viewer.right.value) == ("codec A", "codec B")
+    assert "<b>b</b>" in viewer.caption.value and "codec B" in viewer.caption.value
+
+
+def test_default_pair_is_jpeg_base_against_best_hyres(tmp_path):
+    run = manifest.start(tmp_path, "03_x", profile="quick", seed=0, device="cpu")
+    x = torch.rand(3, 20, 20)
+    recons.save(run, "JPEG base q1", [("a", x, 0.1, 20.0, None)], curve="JPEG base")
+    recons.save(run, "HyRES λ=0.045", [("a", x, 0.4, 26.0, None)], curve="HyRES")
+    recons.save(run, "HyRES+refine λ=0.045", [("a", x, 0.4, 26.5, None)], curve="HyRES + refine")
+    recons.save(run, "hideNet near-lossless q3", [("a", x, 6.0, 45.0, None)], curve="hideNet near-lossless")
+    run.save()
+    viewer = ReconstructionComparer({"a": x}, recons.collect(tmp_path), display_px=40)
+    viewer.select()
+    assert (viewer.left.value, viewer.right.value) == ("JPEG base q1", "HyRES+refine λ=0.045")
+
+
+def test_static_figure_leaves_the_live_controls_alone(comparer):
+    comparer.left.value, comparer.right.value = "codec A", "codec B"
+    before = comparer.view_a.value
+    comparer.static_figure(zoom=3, mode="wipe")
+    assert (comparer.mode.value, comparer.zoom.value) == ("side by side", 1)
+    assert comparer.view_a.value == before

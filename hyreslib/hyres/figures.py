@@ -12,7 +12,7 @@ import torch
 from .. import jpeg as jpeg_io
 from ..images import center_crop
 from ..metrics import bpp, psnr
-from ..plotting import image_grid, plot_curve, rd_axes, signed_map
+from ..plotting import LiveFigure, curve_style, image_grid, plot_curve, rd_axes, residual_gain, signed_map
 from .codec import JpegSettings
 
 TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")
@@ -20,15 +20,19 @@ TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")
 
 def base_and_residual(images: Sequence[tuple[str, torch.Tensor]], qualities: Sequence[int],
                       settings: JpegSettings) -> plt.Figure:
-    """One row per image: the original, then the JPEG base and its residual (x4) per quality."""
-    shown = {}
+    """One row per image: the original, then the JPEG base and its residual (amplified by one gain
+    for the whole figure, given in the titles) per quality."""
+    rows = []
     for name, x in images:
-        shown[name] = x
         for q in qualities:
             b = jpeg_io.roundtrip(x, q, settings.subsampling, settings.optimize, backend="cpu")
-            base = b.decoded[0]
-            shown[f"{name} JPEG q{q}: {bpp(b.nbytes[0], *x.shape[-2:]):.3f} bpp, {psnr(base, x):.1f} dB"] = base
-            shown[f"{name} residual q{q} (x4)"] = signed_map(x - base)
+            rows.append((name, x, q, b.decoded[0], bpp(b.nbytes[0], *x.shape[-2:])))
+    gain = residual_gain([x - base for _, x, _, base, _ in rows])
+    shown = {}
+    for name, x, q, base, rate in rows:
+        shown[name] = x
+        shown[f"{name} JPEG q{q}: {rate:.3f} bpp, {psnr(base, x):.1f} dB"] = base
+        shown[f"{name} residual q{q} (x{gain:g})"] = signed_map(x - base, gain)
     return image_grid(shown, cols=1 + 2 * len(qualities), size=2.4)
 
 
@@ -44,14 +48,14 @@ def training_curves(rows: Sequence[dict], keys: Sequence[str] = TRAIN_KEYS) -> p
 
 
 def live_training_plot(keys: Sequence[str] = TRAIN_KEYS) -> Callable:
-    """An engine ``on_log`` callback that redraws the training curves in place in a notebook."""
-    from IPython.display import clear_output, display
+    """An engine ``on_log`` callback that redraws the training curves in place in a notebook.
+
+    It replaces only its own display slot (clearing the cell output would also erase the
+    progress bar and its ETA)."""
+    live = LiveFigure()
 
     def on_log(hist) -> None:
-        fig = training_curves(hist.rows, keys)
-        clear_output(wait=True)
-        display(fig)
-        plt.close(fig)
+        live.show(training_curves(hist.rows, keys))
 
     return on_log
 
@@ -69,15 +73,16 @@ def reconstructions(items: Sequence[dict], crop: int = 192) -> plt.Figure:
     return image_grid(shown, cols=3, size=3.0)
 
 
-def rate_distortion(jpeg_curve: Sequence[dict], points: Sequence[dict]) -> plt.Figure:
+def rate_distortion(jpeg_curve: Sequence[dict], points: Sequence[dict], title: str = "") -> plt.Figure:
     """The JPEG base alone over qualities, and HyRES points (dicts with ``bpp``, ``psnr``, ``label``)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_curve(ax, [p["bpp"] for p in jpeg_curve], [p["psnr"] for p in jpeg_curve], "JPEG base alone")
     for p in jpeg_curve:
         ax.annotate(f"q{p['quality']}", (p["bpp"], p["psnr"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    for p in points:
-        ax.plot(p["bpp"], p["psnr"], "s", label=p["label"])
-    rd_axes(ax)
+    for i, p in enumerate(points):
+        style = curve_style(i, len(points))
+        ax.plot(p["bpp"], p["psnr"], style["marker"], markersize=style["markersize"], label=p["label"])
+    rd_axes(ax, title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

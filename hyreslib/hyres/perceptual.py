@@ -21,10 +21,31 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TAPS = (3, 8, 15, 22)  # outputs of relu1_2, relu2_2, relu3_3, relu4_3 in torchvision's vgg16.features
 
 
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether the download host answers at all (offline, a download would only fail, slowly)."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(url)
+    try:
+        socket.create_connection((host.hostname, host.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_vgg_features() -> tuple[nn.Module | None, str]:
     """(frozen VGG16 feature extractor up to relu4_3, how it was obtained) or (None, why not)."""
+    from pathlib import Path
+
     from torchvision.models import VGG16_Weights, vgg16
 
+    url = VGG16_Weights.IMAGENET1K_V1.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not cached.is_file() and not _reachable(url):
+        return None, (f"pretrained VGG16 weights are not cached and {url.split('/')[2]} is unreachable "
+                      f"(offline; no download tried); put {cached.name} in {cached.parent} "
+                      f"to enable the perceptual term")
     try:
         model = vgg16(weights=VGG16_Weights.IMAGENET1K_V1, progress=False)
     except Exception as exc:  # no cache and no network: URLError, OSError, RuntimeError...
