@@ -8,7 +8,8 @@ import importlib
 import sys
 
 # Modules that contribute subcommands, in the order `hyres --help` lists them.
-COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli", "hyreslib.hyres.cli"]
+COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli", "hyreslib.hyres.cli",
+                   "hyreslib.models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,9 @@ TINY = [
     "03.log_every=1", "03.workers=0",
     "04.steps=2", "04.width=8", "04.crop=64", "04.batch=2", "04.val_images=1", "04.test_images=2", "04.workers=0",
     "04.alpha=0",  # hermetic: no VGG download attempt
+    "07.steps=2", "07.snapshots=1", "07.N=8", "07.M=8", "07.crop=64", "07.batch=2", "07.val_images=1",
+    "07.study_val_images=1", "07.study_test_images=1", "07.workers=0", "07.lambdas=[0.045, 0.004]",
+    "07.base_qualities=[30, 5]",
 ]
 
 
@@ -46,6 +49,8 @@ def test_quick_pipeline_end_to_end(tmp_path):
                 if name.endswith((".png", ".svg", ".md", ".csv"))}
     assert "fig05_rd_psnr_msssim.svg" in rendered and "bd_table.md" in rendered
     assert manifest.load(run_dir, "06_compare_reconstructions").artifact("compare_wipe.png").stat().st_size > 0
+    study = manifest.load(run_dir, "07_budget_study").metrics["bd_by_step"]
+    assert {t["variant"] for t in study["test"]} == {"residual", "conditional", "learned", "bmshj2018"}
 
     run_pipeline("quick", only=["05"], overrides=[f"data_root={empty}"], runs_root=tmp_path / "runs")
     again = manifest.load(run_dir, "05_rd_curves")

@@ -14,10 +14,21 @@ from ..metrics import bpp
 from . import bitstream
 
 
-def _load_codec(args: argparse.Namespace, use_refine: bool = True):
+def _load_codec(args: argparse.Namespace, use_refine: bool = True, data: bytes | None = None):
+    """The codec named by ``-c`` or ``--model``; else, to decode ``data``, the registered model
+    whose fingerprint the file carries; else the registry's default model."""
+    from .. import models
     from .codec import HyresCodec
 
-    return HyresCodec.load(args.checkpoint, device=resolve_device(args.device), use_refine=use_refine)
+    device = resolve_device(args.device)
+    if args.checkpoint:
+        return HyresCodec.load(args.checkpoint, device=device, use_refine=use_refine)
+    name = args.model
+    if name is None and data is not None:
+        name = models.by_fingerprint(bitstream.read(data)[0].fingerprint)
+        if name is None:
+            raise ValueError(f"{args.input} was made by a model that is not registered: name its checkpoint with -c")
+    return models.load(name, device=str(device), use_refine=use_refine)
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
@@ -38,7 +49,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     data = read_input(args.input)
-    codec = _load_codec(args, use_refine=not args.no_refine)
+    codec = _load_codec(args, use_refine=not args.no_refine, data=data)
     image = codec.decode(data, **limits.from_arguments(args))
     atomic_write_bytes(args.output, png_bytes(image))
     print(f"{args.output}: {image.shape[-1]}x{image.shape[-2]}")
@@ -59,7 +70,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="encode an image to a .hyr file (JPEG base + learned residual)")
     p.add_argument("input", help="image file (PNG, JPEG, ...; converted to RGB with a notice)")
     p.add_argument("output", help="the .hyr file to write")
-    p.add_argument("-c", "--checkpoint", required=True, help="trained HyRES codec checkpoint")
+    p.add_argument("-c", "--checkpoint", help="trained HyRES codec checkpoint (default: a registered model)")
+    p.add_argument("--model", help="a registered model (`hyres models list`; default: the registry's default)")
     p.add_argument("-q", "--jpeg-quality", type=int, default=None, help="base-layer quality (default: the model's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto; decode on the same device type")
     limits.add_arguments(p, memory=False)
@@ -68,7 +80,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="decode a .hyr file to a PNG")
     p.add_argument("input", help="the .hyr file")
     p.add_argument("output", help="PNG file to write")
-    p.add_argument("-c", "--checkpoint", required=True, help="the checkpoint that encoded the file")
+    p.add_argument("-c", "--checkpoint", help="the checkpoint that encoded the file (default: the registered "
+                   "model whose fingerprint the file carries)")
+    p.add_argument("--model", help="a registered model (`hyres models list`)")
     p.add_argument("--no-refine", action="store_true", help="skip the decoder-side refiner, if the checkpoint has one")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto; the device type that encoded the file")
     limits.add_arguments(p)
