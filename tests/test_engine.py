@@ -1,6 +1,6 @@
 """The training engine: skipping bad steps, schedules, validation-based selection, mixed precision
 and channels-last, time-based checkpoints, resume after SIGKILL, and DDP with two gloo processes
-matching one process."""
+matching one process and training the real residual codec."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from torch import nn
 from hyreslib.engine import TrainConfig, train
 
 JOB = Path(__file__).parent / "jobs" / "toy_training.py"
+RESIDUAL_JOB = Path(__file__).parent / "jobs" / "residual_training.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -158,3 +159,15 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path, torchrun):
         torch.testing.assert_close(r0[k], ref[k], rtol=1e-4, atol=1e-5)
     for a, b in zip(_rows(ddp / "log.csv"), _rows(single / "log.csv")):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_ddp_trains_the_real_codec_and_its_quantiles_identically_on_every_rank(tmp_path, torchrun):
+    """The residual codec under DDP: quantiles outside DDP, trained by the auxiliary optimiser on each rank."""
+    subprocess.run([*torchrun, str(RESIDUAL_JOB), str(tmp_path), "3"], env=ENV, check=True, timeout=300)
+    r0, r1 = (torch.load(tmp_path / f"final_rank{r}.pt") for r in (0, 1))
+    for k, v in r0["model"].items():
+        assert torch.equal(v, r1["model"][k]), f"replicas diverged at {k}"
+    quantiles = [k for k in r0["model"] if k.endswith(".quantiles")]
+    assert quantiles and all(not torch.equal(r0["model"][k], r0["start"][k]) for k in quantiles)
+    assert r0["rows"][-1]["aux"] < r0["rows"][0]["aux"]  # the auxiliary optimiser ran

