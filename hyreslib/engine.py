@@ -1,8 +1,9 @@
 """One training loop for every stage of the kit (residual codec phases, refinement, hideNet).
 
 A stage supplies ``step_fn(model, batch) -> dict`` of named scalar tensors, one of them ``"loss"``
-(under DDP, ``step_fn`` must go through ``model(...)`` so gradients are synchronised); the engine
-does the rest::
+(under DDP, ``step_fn`` must go through ``model(...)`` so gradients are synchronised); a step
+function with state of its own (a warm-up counter) exposes it as ``state_dict``/``load_state_dict``
+and is checkpointed with the rest. The engine does everything else::
 
     batches --step_fn--> {"loss", ...} --backward/clip--> optimiser step --> scheduler step
         |                       \\--> CSV log (+ TensorBoard), tqdm, live-plot callback
@@ -13,8 +14,9 @@ CompressAI models keep their entropy-bottleneck quantiles (``*.quantiles``) out 
 optimiser; when there are any, a second optimiser minimises ``model.aux_loss()``. Steps whose
 loss or gradients are not finite are skipped and counted; too many in a row stop the run.
 
-Resuming restores weights, optimisers, scheduler, step, RNG states and the position in the data,
-and rewrites the CSV log from the checkpoint, so nothing computed after the checkpoint is claimed.
+Resuming restores weights, optimisers, scheduler, step, the step function's state, RNG states and
+the position in the data, and rewrites the CSV log from the checkpoint, so nothing computed after
+the checkpoint is claimed.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ class TrainConfig:
     val_every: int = 0                 # 0: validate once at the end (if a val_fn is given)
     max_bad_steps: int = 20            # consecutive non-finite steps before giving up
     device: str = "cpu"
-    amp: str = "none"                  # "none" | "bf16" | "fp16" (CUDA only; fp16 uses a GradScaler)
-    channels_last: bool = False        # NHWC on CUDA, faster convolutions on tensor cores
+    amp: str = "none"                  # "none" | "bf16" | "fp16" (autocast on the device; fp16 uses a GradScaler)
+    channels_last: bool = False        # NHWC model and batches: faster convolutions on tensor cores
     checkpoint_every_s: float = 300.0  # with a checkpoint path: also written at the end
     checkpoint_every_steps: int = 0    # 0: time-based only
 
@@ -108,9 +110,14 @@ class _Batches:
                 obj.set_epoch(self.epoch)
         if self.base_seed is not None:
             self.loader.generator.manual_seed(self.base_seed + self.epoch)
-        self._it = iter(self.loader)
-        for _ in range(self.index):  # fast-forward after a resume
-            next(self._it)
+        # A DataLoader without a generator draws its base seed from the global RNG when an iterator
+        # is made (a sampler without one, on its first batch). Forking keeps these draws out of the
+        # training's random stream: otherwise a resumed run (restored RNG, then a new iterator and
+        # a fast-forward) would draw more than the uninterrupted run did after the checkpoint.
+        with torch.random.fork_rng(devices=[]):
+            self._it = iter(self.loader)
+            for _ in range(self.index):  # fast-forward after a resume
+                next(self._it)
 
     def __next__(self):
         while True:
@@ -154,11 +161,11 @@ def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
-    if cfg.amp == "none" or device.type != "cuda":
-        return contextlib.nullcontext()
-    if cfg.amp not in ("bf16", "fp16"):
+    if cfg.amp not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be none, bf16 or fp16, got {cfg.amp!r}")
-    return torch.autocast("cuda", dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
+    if cfg.amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -185,14 +192,14 @@ class Trainer:
         self.world = distributed.current()
         self.device = torch.device(cfg.device)
         self.module = model.to(self.device)
-        if cfg.channels_last and self.device.type == "cuda":
+        if cfg.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
         self.main_params, self.aux_params = split_parameters(self.module)
         self.model = self._wrap_ddp(self.module)
         self.opt = _make_optimizer(self.main_params, cfg)
         self.aux_opt = torch.optim.Adam(self.aux_params, lr=cfg.aux_lr) if self.aux_params else None
         self.sched = _make_scheduler(self.opt, cfg)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and self.device.type == "cuda" else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.amp == "fp16" else None
         self.batches = _Batches(loader)
         self.step, self.bad_in_row = 0, 0
         self.hist = History()
@@ -218,6 +225,7 @@ class Trainer:
                 "sched": self.sched.state_dict() if self.sched else None,
                 "scaler": self.scaler.state_dict() if self.scaler else None,
                 "data": {"epoch": self.batches.epoch, "index": self.batches.index}, "rng": _rng_state(),
+                "step_fn": self.step_fn.state_dict() if hasattr(self.step_fn, "state_dict") else None,
                 "history": {"rows": h.rows, "val_rows": h.val_rows, "skipped_steps": h.skipped_steps,
                             "best_step": h.best_step, "best_val": h.best_val, "best_state": h.best_state,
                             "seconds": h.seconds}}
@@ -243,6 +251,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
         self.batches = _Batches(self.batches.loader, **state["data"])
+        if state.get("step_fn") is not None:
+            self.step_fn.load_state_dict(state["step_fn"])
         _set_rng_state(state["rng"])
         h = state["history"]
         self.hist = History(rows=h["rows"], val_rows=h["val_rows"], skipped_steps=h["skipped_steps"],
@@ -255,7 +265,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor] | None:
         """One optimiser step; returns the step's scalars, or None when it was skipped."""
-        batch = _to_device(next(self.batches), self.device, self.cfg.channels_last and self.device.type == "cuda")
+        batch = _to_device(next(self.batches), self.device, self.cfg.channels_last)
         with _autocast(self.cfg, self.device):
             out = self.step_fn(self.model, batch)
         loss = out["loss"].float()

@@ -1,5 +1,6 @@
 """Shared test setup: point the kit at ../shared/data when it exists (CI and developer machines),
-and give tests a `kodak` fixture that skips when the Kodak suite is absent."""
+give tests a `kodak` fixture that skips when the Kodak suite is absent, and a briefly trained
+HyRES codec, trained once per session."""
 
 from __future__ import annotations
 
@@ -44,3 +45,19 @@ def torchrun():
         port = s.getsockname()[1]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
             "--master_addr", "127.0.0.1", "--master_port", str(port)]
+
+
+@pytest.fixture(scope="session")
+def trained_hyres(tmp_path_factory) -> Path:
+    """Checkpoint of a tiny HyRES codec trained briefly on the embedded images (JPEG quality 1, λ
+    0.045): enough to beat its JPEG base by a clear margin, so that quality claims can be tested."""
+    from hyreslib import data, engine
+    from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
+    from hyreslib.hyres.train import JpegBase, finalize, make_step
+
+    torch.manual_seed(0)
+    settings = JpegSettings(quality=1)
+    loader = data.crop_loader(data.embedded("train"), 64, 8, seed=0, transform=JpegBase(settings), crops_per_image=8)
+    model = ResidualCodec(ResidualConfig(N=16, M=24, depth=4, scale_levels=128))
+    engine.train(model, make_step(0.045), loader, engine.TrainConfig(steps=60, lr=3e-3), progress=False)
+    return HyresCodec(finalize(model), settings).save(tmp_path_factory.mktemp("trained") / "hyres.ckpt")

@@ -13,16 +13,20 @@ from PIL import Image
 from test_hostile_files import png_claiming
 
 from hyreslib.cli import main
-from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
+from hyreslib.hyres import HyresCodec, JpegSettings, MultiScaleRefine, ResidualCodec, ResidualConfig
+from hyreslib.hyres import bitstream
+from hyreslib.images import to_uint8
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     residual = ResidualCodec(ResidualConfig(N=16, M=24, depth=4, scale_levels=64))
+    refine = MultiScaleRefine(width=8)
     with torch.no_grad():
         residual.g_a[-2].weight.mul_(30.0)
-    return HyresCodec(residual, JpegSettings(quality=3)).save(tmp_path_factory.mktemp("ckpt") / "codec.ckpt")
+        refine.fuse[-1].weight.normal_(std=0.05)  # not the identity, so skipping it shows
+    return HyresCodec(residual, JpegSettings(quality=3), refine).save(tmp_path_factory.mktemp("ckpt") / "codec.ckpt")
 
 
 def _image(mode: str) -> Image.Image:
@@ -43,11 +47,25 @@ def test_encode_decode_extract(tmp_path, checkpoint, capsys, mode):
     assert "bpp" in out.out and "jpeg" in out.out
     assert ("notice" in out.err) == (mode != "RGB")
     assert main(["decode", str(hyr), str(png), "-c", str(checkpoint)]) == 0
-    with Image.open(png) as img:
+    with Image.open(png) as img:  # pixel for pixel what the library decodes
         assert img.size == (53, 37) and img.mode == "RGB"
+        expected = to_uint8(HyresCodec.load(checkpoint).decode(hyr.read_bytes()))
+        assert np.array_equal(np.asarray(img), expected)
     assert main(["extract-jpeg", str(hyr), str(jpg)]) == 0
+    assert jpg.read_bytes() == bitstream.read(hyr.read_bytes())[1]["jpeg"]  # the embedded base layer itself
     with Image.open(jpg) as img:  # a standard JPEG any viewer opens
         assert img.format == "JPEG" and img.size == (53, 37)
+
+
+def test_decode_without_the_refiner(tmp_path, checkpoint):
+    src, hyr, png = tmp_path / "in.png", tmp_path / "x.hyr", tmp_path / "x.png"
+    _image("RGB").save(src)
+    assert main(["encode", str(src), str(hyr), "-c", str(checkpoint)]) == 0
+    assert main(["decode", str(hyr), str(png), "-c", str(checkpoint), "--no-refine"]) == 0
+    plain = to_uint8(HyresCodec.load(checkpoint, use_refine=False).decode(hyr.read_bytes()))
+    refined = to_uint8(HyresCodec.load(checkpoint).decode(hyr.read_bytes()))
+    with Image.open(png) as img:
+        assert np.array_equal(np.asarray(img), plain) and not np.array_equal(plain, refined)
 
 
 def test_quality_option(tmp_path, checkpoint, capsys):

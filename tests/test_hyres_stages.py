@@ -1,15 +1,21 @@
-"""Training stages: λ phases chain and resume, refinement trains only the refiner and leaves the
-bitstream unchanged."""
+"""Training stages: λ phases chain and keep their best validated weights, refinement trains only the
+refiner, on exactly what the decoder feeds it, and leaves the bitstream unchanged."""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import pytest
 import torch
+from torch import nn
 
 from hyreslib import data
-from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig
-from hyreslib.hyres.stages import (Budget, load_finished, next_phase_model, phase_signature, train_refine,
-                                   train_residual)
+from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, stages
+from hyreslib.hyres.stages import (Budget, load_finished, make_refine_step, make_refine_val, next_phase_model,
+                                   phase_signature, train_refine, train_residual)
+from hyreslib.hyres.train import JpegBase
+from hyreslib.images import center_crop
 
 TINY = ResidualConfig(N=16, M=24, depth=4, scale_levels=64)
 BUDGET = Budget(steps=3, crop=64, batch=2, lr=1e-3, workers=0, log_every=1)
@@ -56,17 +62,101 @@ def test_finished_phase_is_reused_only_with_the_same_signature(phase1, tmp_path)
     assert load_finished(tmp_path / "missing.ckpt", sig, "cpu") is None
 
 
-def test_refinement_keeps_the_bitstream_and_freezes_the_codec(phase1, images):
+def _scripted_validation(scores: list[float], seen: list[dict]):
+    """A stand-in for a stage's validation: the given losses, in order, and a copy of the weights
+    each was given for."""
+    scores = iter(scores)
+
+    def make(*args, **kwargs):
+        def val(model):
+            seen.append(copy.deepcopy(model.state_dict()))
+            return {"loss": next(scores)}
+        return val
+
+    return make
+
+
+def _assert_best_kept(state: dict, seen: list[dict], best: int, prefix: str = "") -> None:
+    keys = [k for k in seen[best] if k.startswith(prefix)]
+    for k in keys:
+        assert torch.equal(state[k].cpu(), seen[best][k]), k
+    assert any(not torch.equal(seen[best][k], seen[-1][k]) for k in keys)  # the last weights differ
+
+
+def test_phase_keeps_its_best_validated_weights_not_the_last(images, monkeypatch):
+    seen: list[dict] = []
+    monkeypatch.setattr(stages, "make_val", _scripted_validation([2.0, 1.0, 3.0], seen))
+    train, val = images
+    codec, hist = train_residual(ResidualCodec(TINY), 0.045, SETTINGS, train, val,
+                                 replace(BUDGET, val_every=1), desc="best")
+    assert hist.best_step == 2 and len(seen) == 3
+    _assert_best_kept(codec.residual.state_dict(), seen, 1, prefix="g_")  # transforms (finalize moves quantiles)
+
+
+def test_refinement_keeps_its_best_validated_weights_not_the_last(phase1, images, monkeypatch):
+    seen: list[dict] = []
+    monkeypatch.setattr(stages, "make_refine_val", _scripted_validation([2.0, 1.0, 3.0], seen))
+    train, val = images
+    refined, hist = train_refine(phase1[0], train, val, replace(BUDGET, val_every=1),
+                                 perceptual=None, alpha=0.0, width=8)
+    assert hist.best_step == 2
+    _assert_best_kept(refined.refine.state_dict(), seen, 1)
+
+
+def test_refinement_keeps_the_bitstream_and_leaves_the_codec_alone(phase1, images, tmp_path):
     codec, _ = phase1
-    before = {k: v.clone() for k, v in codec.residual.state_dict().items()}
+    saved = HyresCodec.load(codec.save(tmp_path / "before.ckpt"))  # a snapshot, not the same object
+    trainable = {k: p.requires_grad for k, p in codec.residual.named_parameters()}
     train, val = images
     refined, hist = train_refine(codec, train, val, BUDGET, perceptual=None, alpha=0.0, width=8)
     assert refined.refine is not None and len(hist.rows) == 3
-    for k, v in codec.residual.state_dict().items():
-        assert torch.equal(v, before[k]), f"codec weight {k} changed during refinement"
+    assert {k: p.requires_grad for k, p in codec.residual.named_parameters()} == trainable  # still trainable
+    for k, v in saved.residual.state_dict().items():
+        assert torch.equal(refined.residual.state_dict()[k].cpu(), v), f"codec weight {k} changed"
     _, x = data.embedded("test")[0]
     x = x[:, :96, :130]
-    data_plain, data_refined = codec.encode(x), refined.encode(x)
-    assert data_plain == data_refined  # refinement is decoder-side only: same bytes
-    out_plain, out_refined = codec.decode(data_plain), refined.decode(data_refined)
+    data_saved, data_refined = saved.encode(x), refined.encode(x)
+    assert data_saved == data_refined and refined.fingerprint == saved.fingerprint  # decoder-side only
+    out_plain, out_refined = saved.decode(data_saved), refined.decode(data_refined)
     assert out_refined.shape == out_plain.shape and not torch.equal(out_plain, out_refined)
+
+
+class _Recorder(nn.Module):
+    """An identity refiner that keeps what it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return x
+
+
+def _decoder_input(residual: ResidualCodec, x: torch.Tensor) -> torch.Tensor:
+    """What ``HyresCodec.decode`` feeds a refiner for image ``x``."""
+    recorder = _Recorder()
+    codec = HyresCodec(copy.deepcopy(residual), SETTINGS, recorder)
+    codec.decode(codec.encode(x))
+    return recorder.seen[0]
+
+
+def test_refiner_trains_and_validates_on_what_the_decoder_feeds_it():
+    torch.manual_seed(0)
+    residual = ResidualCodec(TINY)
+    with torch.no_grad():  # a large residual, so that base + r_hat leaves [0, 1]
+        residual.g_a[-2].weight.mul_(30.0)
+    val_images = data.embedded("validation")
+    x = center_crop(val_images[0][1], stages.VAL_CROP)
+    decoded = _decoder_input(residual, x)
+    assert float(decoded.min()) < 0 or float(decoded.max()) > 1  # a clamp would show
+
+    recorder = _Recorder()
+    crop = x[:, :64, :64]
+    step = make_refine_step(copy.deepcopy(residual), perceptual=None, alpha=0.0)
+    step(recorder, tuple(t[None] for t in JpegBase(SETTINGS)(crop)))
+    torch.testing.assert_close(recorder.seen[0], _decoder_input(residual, crop), rtol=0, atol=1e-5)
+
+    recorder = _Recorder()
+    make_refine_val(copy.deepcopy(residual), val_images, SETTINGS, "cpu")(recorder)
+    torch.testing.assert_close(recorder.seen[0], decoded, rtol=0, atol=1e-5)

@@ -60,3 +60,34 @@ def test_rate_warmup_ramps_the_rate_weight():
         assert torch.allclose(out["loss"], out["rd_loss"] - (1 - weight) * rate)
     assert torch.allclose(outs[0]["loss"], 0.045 * 255 ** 2 * outs[0]["mse"])
     assert outs[0]["bpp_jpeg"] == pytest.approx(0.5)
+
+
+def _real_codec_run(state_path, crash_after: int | None = None, init_seed: int = 0):
+    """6 steps of the real residual codec (STE: noisy likelihoods) with a rate warm-up over all of
+    them, checkpointed every 2 steps; ``crash_after``: an exception once that step is logged."""
+    torch.manual_seed(init_seed)
+    model = ResidualCodec(CFG)
+    loader = data.crop_loader(data.embedded("train").subset(2), 64, 2, seed=0,
+                              transform=JpegBase(JpegSettings(quality=1)))
+
+    def on_log(hist):
+        if hist.rows[-1]["step"] == crash_after:
+            raise KeyboardInterrupt
+
+    cfg = engine.TrainConfig(steps=6, lr=3e-3, log_every=1, checkpoint_every_steps=2)
+    hist = engine.train(model, make_step(0.045, rate_warmup=6), loader, cfg, on_log=on_log, progress=False,
+                        checkpoint_path=state_path, resume=True)
+    return model, hist
+
+
+def test_real_codec_resumes_bit_exactly(tmp_path):
+    """Noise, data order, warm-up, optimisers (main and aux) and schedule all continue exactly."""
+    reference, ref_hist = _real_codec_run(tmp_path / "ref.state")
+    with pytest.raises(KeyboardInterrupt):
+        _real_codec_run(tmp_path / "run.state", crash_after=3)
+    resumed, hist = _real_codec_run(tmp_path / "run.state", init_seed=1)  # another process: other RNG, weights
+    assert hist.resumed_from == 2
+    assert [r["loss"] for r in hist.rows] == [r["loss"] for r in ref_hist.rows]
+    assert [r["aux"] for r in hist.rows] == [r["aux"] for r in ref_hist.rows]
+    for k, v in reference.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k

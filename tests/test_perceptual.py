@@ -37,10 +37,18 @@ def test_offline_no_download_is_tried(monkeypatch, tmp_path):
     assert features is None and "no download tried" in why and str(tmp_path) in why
 
 
-@pytest.mark.slow
-def test_weights_from_torchvisions_mechanism_give_a_frozen_loss(monkeypatch):
+def _stand_in_weights() -> dict[str, torch.Tensor]:
+    """A complete VGG16 state dict, built cheaply: random features, a zero classifier (unused)."""
     torch.manual_seed(0)
-    state = tvm.vgg16(weights=None).state_dict()  # stands in for the cached ImageNet file
+    features = tvm.vgg.make_layers(tvm.vgg.cfgs["D"])  # VGG16's features alone: no 120M-parameter classifier
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    for name, shape in (("0", (4096, 25088)), ("3", (4096, 4096)), ("6", (1000, 4096))):
+        state[f"classifier.{name}.weight"], state[f"classifier.{name}.bias"] = torch.zeros(shape), torch.zeros(shape[0])
+    return state
+
+
+def test_weights_from_torchvisions_mechanism_give_a_frozen_loss(monkeypatch):
+    state = _stand_in_weights()  # stands in for the cached ImageNet file
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda *a, **k: state)
     monkeypatch.setattr(perceptual, "_reachable", lambda url: True)
     features, how = perceptual.load_vgg_features()

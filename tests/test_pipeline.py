@@ -1,19 +1,25 @@
 """End to end: every notebook of the pipeline, in order, through the runner, on the embedded images
-with tiny settings; results flow through manifests into the RD curves, the BD table and the
-comparison; re-rendering the RD notebook gives byte-identical figures."""
+with tiny settings; each leaves its metrics and artifacts in its manifest (checked here per
+notebook, so the pipeline is also each notebook's smoke test); results flow through manifests into
+the RD curves, the BD table and the comparison; re-rendering the RD notebook gives byte-identical
+figures."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import torch
 
 from hyreslib import manifest
+from hyreslib.hyres import HyresCodec
 from hyreslib.runner import discover, run_pipeline
 
 TINY = [
     "00.max_images=2", "00.baseline_codecs=[jpeg, webp]", "00.baseline_qualities=[10, 40, 90]",
     "00.jpeg_qualities=[5, 50]",
     "01.steps=3", "01.width=4", "01.archs=[cnnp]", "01.levels=6", "01.crop=32", "01.batch=4", "01.val_images=1",
-    "01.val_crop=64", "01.eval_images=2", "01.near_steps=[5]", "01.baseline_codecs=[png]",
+    "01.val_crop=64", "01.eval_images=2", "01.near_steps=[5]", "01.baseline_codecs=[png, webp-lossless]",
     "02.steps=4", "02.N=16", "02.M=24", "02.crop=64", "02.batch=2", "02.val_images=1", "02.test_images=2",
     "02.show_images=1", "02.base_qualities=[1]", "02.log_every=2", "02.workers=0",
     "03.lambdas=[0.045, 0.016]", "03.steps=3", "03.crop=64", "03.batch=2", "03.val_images=1", "03.test_images=2",
@@ -26,6 +32,33 @@ TINY = [
 ]
 
 
+def _check_pixel_splitting(m: manifest.Manifest) -> None:
+    bpsp = m.metrics["lossless_bpsp"]
+    assert {"hidenet-fixed", "hidenet-cnnp", "png", "webp-lossless"} <= set(bpsp)
+    assert 0 < bpsp["hidenet-cnnp"] < 8 and 0 < bpsp["hidenet-fixed"] < 8
+    assert len(m.metrics["predictor_psnr_per_level"]["fixed"]) == 6
+    curve = m.metrics["near_lossless_curves"]["cnnp"]
+    assert any(r["mode"] == "near-lossless" and r["max_err"] <= 2 for r in curve)
+    assert m.artifact("predictor_cnnp").is_file() and m.artifact("hidenet_results").is_file()
+
+
+def _check_residual_training(m: manifest.Manifest) -> None:
+    metrics = m.metrics
+    assert metrics["latents_exact"] is True
+    assert metrics["bpp"] == pytest.approx(metrics["bpp_jpeg"] + metrics["bpp_z"] + metrics["bpp_y"]
+                                           + metrics["bpp_container"])
+    assert metrics["psnr"] > 10 and 0 < metrics["ms_ssim"] <= 1
+    assert metrics["train"]["steps"] == 4 and metrics["phases"][0]["lambda"] == 0.045
+    codec = HyresCodec.load(m.artifact("codec"))
+    name = json.loads(m.artifact("results").read_text())["per_image"][0]["name"]
+    hyr = m.run_dir / "02_residual_training" / "files" / f"{name}.hyr"
+    assert codec.decode(hyr.read_bytes()).shape[0] == 3
+    assert any(k.startswith("recon:") for k in m.record["artifacts"])
+    # resumable: the training state is kept (the engine's tests show running again resumes from it)
+    states = list((m.run_dir / "02_residual_training").glob("train_state-*.pt"))
+    assert len(states) == 1 and torch.load(states[0], weights_only=False)["step"] == 4
+
+
 @pytest.mark.notebook
 @pytest.mark.slow
 def test_quick_pipeline_end_to_end(tmp_path):
@@ -35,6 +68,8 @@ def test_quick_pipeline_end_to_end(tmp_path):
     run_dir = tmp_path / "runs" / "quick"
     assert [r.name for r in results] == [p.stem for p in discover()]
     assert set(manifest.available(run_dir)) == {p.stem for p in discover()}
+    _check_pixel_splitting(manifest.load(run_dir, "01_pixel_splitting"))
+    _check_residual_training(manifest.load(run_dir, "02_residual_training"))
 
     phases = manifest.load(run_dir, "03_lambda_phases").metrics["phases"]
     assert [p["lambda"] for p in phases] == [0.045, 0.016] and all(p["latents_exact"] for p in phases)

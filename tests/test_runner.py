@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from hyreslib import manifest, runner
+from hyreslib import manifest, profiles, runner
 from hyreslib.runner import PipelineError
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -75,6 +75,26 @@ def test_cell_timeout_is_reported(nbdir, tmp_path):
     write_nb(nbdir, "00_a", "import time; time.sleep(30)")
     with pytest.raises(PipelineError, match="limit"):
         runner.run_pipeline("quick", runs_root=tmp_path / "runs", notebooks_dir=nbdir, timeout=3)
+
+
+def test_dead_kernel_is_reported(nbdir, tmp_path):
+    write_nb(nbdir, "00_a", "import os; os._exit(9)")
+    with pytest.raises(PipelineError, match="00_a.ipynb: the kernel died"):
+        runner.run_pipeline("quick", runs_root=tmp_path / "runs", notebooks_dir=nbdir)
+
+
+def test_profile_values_reach_the_notebook_and_set_overrides_take_precedence(nbdir, tmp_path, monkeypatch):
+    monkeypatch.setitem(profiles.PROFILES, "full", {"00_a": {"steps": 7, "seed": 3}})
+    write_nb(nbdir, "00_a", WRITE)
+    runner.run_pipeline("full", runs_root=tmp_path / "runs", notebooks_dir=nbdir)
+    record = manifest.load(tmp_path / "runs" / "full", "00_a").record
+    assert record["params"] == {"steps": 7} and record["seed"] == 3
+    path = nbdir / "00_a.ipynb"
+    build = runner.build_parameters
+    assert build(path, "full", tmp_path, runner.parse_overrides(["steps=9"]))["steps"] == 9  # --set beats profile
+    assert build(path, "full", tmp_path, runner.parse_overrides(["steps=9", "00.steps=11"]))["steps"] == 11
+    assert build(path, "full", tmp_path, runner.parse_overrides(["00_a.steps=12", "steps=9"]))["steps"] == 12
+    assert "steps" not in build(path, "quick", tmp_path, {})  # quick: the notebook's own values
 
 
 def test_cli_exit_code_is_nonzero_on_bad_parameter(capsys):

@@ -144,7 +144,11 @@ def next_phase_model(codec: HyresCodec) -> ResidualCodec:
 
 # --- refinement ---------------------------------------------------------------------------------
 def make_refine_step(residual: ResidualCodec, perceptual: PerceptualLoss | None, alpha: float) -> engine.StepFn:
-    """Step function training a refiner on the frozen codec's reconstructions of JpegBase batches."""
+    """Step function training a refiner on the frozen codec's reconstructions of JpegBase batches.
+
+    The refiner gets what the decoder feeds it, the unclamped ``base + r_hat`` (see
+    :func:`~.codec.compose`); only its output is clamped when decoding.
+    """
     residual.eval()
     for p in residual.parameters():
         p.requires_grad_(False)
@@ -152,7 +156,7 @@ def make_refine_step(residual: ResidualCodec, perceptual: PerceptualLoss | None,
     def step(refine: nn.Module, batch) -> dict[str, Tensor]:
         x, base, _, quality = batch
         with torch.no_grad():
-            x0 = compose(base, residual.to(x.device)(x - base, side_input(base, quality))["r_hat"])
+            x0 = compose(base, residual.to(x.device)(x - base, side_input(base, quality))["r_hat"], clamp=False)
         x_hat = refine(x0)
         mse = F.mse_loss(x_hat, x)
         out = {"mse": mse.detach(), "psnr": -10 * torch.log10(mse.detach().clamp_min(1e-12)),
@@ -169,13 +173,14 @@ def make_refine_step(residual: ResidualCodec, perceptual: PerceptualLoss | None,
 
 def make_refine_val(residual: ResidualCodec, images: ImageSet, settings: JpegSettings,
                     device: str) -> engine.ValFn:
-    """Validation MSE of the refined reconstruction on fixed centre crops (validation images)."""
+    """Validation MSE of the refined reconstruction, computed as the decoder computes it, on fixed
+    centre crops (validation images)."""
     x, base = validation_batch(images, VAL_CROP, settings, device)
     with torch.no_grad():
-        x0 = compose(base, residual.to(device).eval()(x - base, side_input(base, settings.quality))["r_hat"])
+        r_hat = residual.to(device).eval()(x - base, side_input(base, settings.quality))["r_hat"]
 
     def val(refine: nn.Module) -> dict[str, float]:
-        mse = F.mse_loss(refine(x0).clamp(0, 1), x)
+        mse = F.mse_loss(compose(base, r_hat, refine), x)
         return {"loss": float(mse), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-12)))}
 
     return val

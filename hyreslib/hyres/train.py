@@ -56,6 +56,31 @@ def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, qualit
             "psnr": (-10.0 * torch.log10(mse.detach().clamp_min(1e-12))), **bpp}
 
 
+class _RateDistortionStep:
+    """The step function :func:`make_step` returns. It counts its calls for the rate warm-up and
+    exposes the count as ``state_dict``, which the engine checkpoints: a resumed run continues the
+    ramp where it stopped instead of starting it again from 0."""
+
+    def __init__(self, lmbda: float, rate_warmup: int, latent_dropout: float):
+        self.lmbda, self.rate_warmup, self.latent_dropout, self.calls = lmbda, rate_warmup, latent_dropout, 0
+
+    def __call__(self, model: ResidualCodec, batch) -> dict[str, Tensor]:
+        x, base, jpeg_bpp, quality = batch
+        skip = torch.rand(x.shape[0], device=x.device) < self.latent_dropout if self.latent_dropout else None
+        terms = rd_terms(model, x, base, self.lmbda, quality, skip)
+        weight = min(1.0, self.calls / self.rate_warmup) if self.rate_warmup else 1.0
+        self.calls += 1
+        rate = terms["bpp_y"] + terms["bpp_z"]
+        return {**terms, "loss": terms["loss"] - (1.0 - weight) * rate, "rd_loss": terms["loss"].detach(),
+                "bpp_jpeg": jpeg_bpp.mean()}
+
+    def state_dict(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.calls = state["calls"]
+
+
 def make_step(lmbda: float, rate_warmup: int = 0, latent_dropout: float = 0.0) -> StepFn:
     """The engine's step function for batches from :class:`JpegBase`.
 
@@ -66,20 +91,7 @@ def make_step(lmbda: float, rate_warmup: int = 0, latent_dropout: float = 0.0) -
     ``rd_loss`` is the full rate-distortion loss. ``latent_dropout``: the fraction of items
     trained in the latent-free mode (see :meth:`ResidualCodec.forward`).
     """
-    calls = 0
-
-    def step(model: ResidualCodec, batch) -> dict[str, Tensor]:
-        nonlocal calls
-        x, base, jpeg_bpp, quality = batch
-        skip = torch.rand(x.shape[0], device=x.device) < latent_dropout if latent_dropout else None
-        terms = rd_terms(model, x, base, lmbda, quality, skip)
-        weight = min(1.0, calls / rate_warmup) if rate_warmup else 1.0
-        calls += 1
-        rate = terms["bpp_y"] + terms["bpp_z"]
-        return {**terms, "loss": terms["loss"] - (1.0 - weight) * rate, "rd_loss": terms["loss"].detach(),
-                "bpp_jpeg": jpeg_bpp.mean()}
-
-    return step
+    return _RateDistortionStep(lmbda, rate_warmup, latent_dropout)
 
 
 def validation_batch(images: ImageSet, crop: int, settings: JpegSettings,

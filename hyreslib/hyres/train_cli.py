@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> None:
                                  desc=f"λ={args.lmbda}")
     if world.is_main:
         codec.save(args.out, extra={"lmbda": args.lmbda, "steps": args.steps, "best_step": hist.best_step,
-                                    "world_size": world.size})
-        print(f"wrote {args.out} (best validation step {hist.best_step}, {hist.seconds:.0f} s)")
+                                    "resumed_from": hist.resumed_from, "world_size": world.size})
+        resumed = f", resumed from step {hist.resumed_from}" if hist.resumed_from else ""
+        print(f"wrote {args.out} (best validation step {hist.best_step}, {hist.seconds:.0f} s{resumed})")
     distributed.teardown()
 
 

@@ -1,4 +1,5 @@
-"""A small, fully deterministic training job for engine tests (run as a script or under torchrun).
+"""A small training job for engine tests (run as a script or under torchrun). Its step draws noise
+from the global RNG, so a resumed run matches the uninterrupted one only if the RNG is restored.
 
 usage: toy_training.py OUT_DIR STEPS GLOBAL_BATCH [SLEEP_PER_STEP]
 Writes OUT_DIR/log.csv, OUT_DIR/state.pt (resume file) and OUT_DIR/final_rank<R>.pt.
@@ -27,7 +28,10 @@ model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 
 def step(m, b):
     x, y = b
     time.sleep(sleep)
-    return {"loss": (m(x) - y).pow(2).mean()}
+    # Noise for the global batch, of which this rank takes its items (the sampler's r, r+N, ...),
+    # so that one process and N processes add the same noise to the same item.
+    noise = torch.randn(world.size * x.shape[0], *x.shape[1:])[world.rank::world.size]
+    return {"loss": (m(x + 0.1 * noise) - y).pow(2).mean()}
 
 
 cfg = TrainConfig(steps=steps, lr=1e-2, log_every=1, checkpoint_every_steps=5, schedule="cosine")
