@@ -21,6 +21,7 @@ claims and its own working-memory estimate against :mod:`hyreslib.limits`.
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,9 +126,9 @@ class HyresCodec:
     def _quality(self, quality: int | None) -> int:
         """The base-layer quality to use: ``quality`` (1..100), or the model's when None."""
         quality = self.jpeg.quality if quality is None else quality
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
-        return quality
+        return int(quality)
 
     def base_layer(self, x: Tensor, quality: int | None = None) -> tuple[bytes, Tensor]:
         """JPEG bytes of ``x`` and their canonical (CPU) decode."""
