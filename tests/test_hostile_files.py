@@ -179,3 +179,9 @@ def png_claiming(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = chunk(b"IDAT", zlib.compress(b"\x00" * 16))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+
+
+def test_the_default_memory_limit_is_this_machines_memory():
+    limits.check_memory(limits.physical_memory())
+    with pytest.raises(limits.LimitError, match="GiB of memory"):
+        limits.check_memory(limits.physical_memory() + 1)

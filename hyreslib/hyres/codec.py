@@ -21,6 +21,7 @@ claims and its own working-memory estimate against :mod:`hyreslib.limits`.
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -145,13 +146,13 @@ class HyresCodec:
         without a base layer (quality 0) has none to change, and one with a base cannot drop it."""
         if quality is None:
             return self.jpeg.quality
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
             if quality == NO_BASE and not self.jpeg.has_base:
                 return NO_BASE
             raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
         if not self.jpeg.has_base:
             raise ValueError(f"JPEG quality {quality} is not available for this model: it has no base layer")
-        return quality
+        return int(quality)
 
     def base_layer(self, x: Tensor, quality: int | None = None) -> tuple[bytes, Tensor]:
         """JPEG bytes of ``x`` and their canonical (CPU) decode (no bytes and a mid-grey base
