@@ -3,10 +3,11 @@ initialised) trained by the kit's engine on the same crops, steps and λ as HyRE
 through real files, so a budget study compares like with like::
 
     JpegBase batches (x, base, ...) --ref_step: lambda*255^2*MSE(x_hat, x) + bpp--> engine.train
-    x --pad to 64--> ScaleHyperprior.compress --> y, z strings --container "BMS1"--> bytes
+    x --pad to 64--> g_a, h_a --> y, z --hyreslib.ans (CompressAI's tables)--> strings --container "BMS1"--> bytes
 
 The base in each batch is ignored (the reference has no base layer); only ``x`` is used, so the
-crops are exactly HyRES's.
+crops are exactly HyRES's. Its strings go through the same bounds-checked coder as the kit's own
+codecs (CompressAI's ``compress``/``decompress`` would use its unchecked rANS decoder).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import torch.nn.functional as F
 from compressai.models import ScaleHyperprior
 from torch import Tensor
 
+from .. import ans
 from ..container import CorruptStreamError, pack, unpack
 from ..engine import StepFn
+from ..limits import check_size
 from .residual import likelihood_bits
 
 MAGIC = b"BMS1"
-VERSION = 1
+VERSION = 2
 PAD = 64
 _HEADER = struct.Struct("<II")
 
@@ -62,16 +65,23 @@ class ReferenceCodec:
     @torch.no_grad()
     def encode(self, x: Tensor) -> bytes:
         h, w = x.shape[-2:]
-        xp = F.pad(x[None], (0, -w % PAD, 0, -h % PAD))
-        out = self.model.compress(xp)
-        return pack(MAGIC, VERSION, [_HEADER.pack(w, h), out["strings"][0][0], out["strings"][1][0]])
+        m = self.model
+        y = m.g_a(F.pad(x[None], (0, -w % PAD, 0, -h % PAD)))
+        z_strings, z_hat, _ = ans.encode_bottleneck(m.entropy_bottleneck, m.h_a(torch.abs(y)))
+        indexes = m.gaussian_conditional.build_indexes(m.h_s(z_hat))
+        y_strings = ans.encode_tensor(m.gaussian_conditional, m.gaussian_conditional.quantize(y, "symbols"), indexes)
+        return pack(MAGIC, VERSION, [_HEADER.pack(w, h), y_strings[0], z_strings[0]])
 
     @torch.no_grad()
-    def decode(self, data: bytes) -> Tensor:
+    def decode(self, data: bytes, max_pixels: int | None = None) -> Tensor:
         _, chunks = unpack(data, MAGIC, [VERSION], what="bmshj2018 reference file")
         if len(chunks) != 3 or len(chunks[0]) != _HEADER.size:
             raise CorruptStreamError("bmshj2018 reference file: unexpected chunks")
         w, h = _HEADER.unpack(chunks[0])
-        hp, wp = h + -h % PAD, w + -w % PAD
-        out = self.model.decompress([[chunks[1]], [chunks[2]]], (hp // PAD, wp // PAD))
-        return out["x_hat"][0, :, :h, :w].clamp(0, 1)
+        check_size(w, h, max_pixels, what="bmshj2018 reference file's image")
+        m = self.model
+        z_hat, _ = ans.decode_bottleneck(m.entropy_bottleneck, [chunks[2]], (-(-h // PAD), -(-w // PAD)))
+        indexes = m.gaussian_conditional.build_indexes(m.h_s(z_hat))
+        symbols = ans.decode_tensor(m.gaussian_conditional, [chunks[1]], indexes, "y string")
+        y_hat = m.gaussian_conditional.dequantize(symbols)
+        return m.g_s(y_hat)[0, :, :h, :w].clamp(0, 1)
