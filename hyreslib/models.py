@@ -19,11 +19,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from .data import PROJECT_ROOT
 from .fileio import atomic_write_json
 
 MODELS_DIR = PROJECT_ROOT / "models"
 REGISTRY_PATH = MODELS_DIR / "registry.json"
+CODING_TABLES = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,13 @@ def by_fingerprint(fingerprint: bytes, path: Path = REGISTRY_PATH) -> str | None
 
 def ship(checkpoint: str | Path, name: str, source: str, commit: str, description: str = "",
          path: Path = REGISTRY_PATH, default: bool = False) -> ModelEntry:
-    """Copy a trained codec checkpoint into ``models/`` with fp16 weights (half the bytes; the
-    fingerprint is that of the fp16 model, which is what encodes) and register it."""
+    """Copy a trained codec checkpoint into ``models/`` with fp16 weights and no coding tables (the
+    fingerprint is that of the shipped model, which is what encodes) and register it."""
     from .checkpoint import load_checkpoint, save_checkpoint
     from .hyres.codec import CHECKPOINT_KIND, HyresCodec
 
     payload = load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    state = {k: _shipped(k, v) for k, v in payload["state_dict"].items()}
     target = path.parent / f"{name}.ckpt"
     save_checkpoint(target, CHECKPOINT_KIND, payload["config"], state, payload["extra"])
     codec = HyresCodec.load(target)
@@ -119,6 +122,14 @@ def ship(checkpoint: str | Path, name: str, source: str, commit: str, descriptio
     current = json.loads(path.read_text(encoding="utf-8"))["default"] if path.is_file() else name
     atomic_write_json(path, {"default": name if default else current, "models": [asdict(m) for m in models.values()]})
     return entry
+
+
+def _shipped(name: str, value: torch.Tensor) -> torch.Tensor:
+    """A weight as shipped: fp16; CompressAI's coding tables empty (loading rebuilds them from the
+    weights with ``update``, a third of the file otherwise)."""
+    if name.rsplit(".", 1)[-1] in CODING_TABLES:
+        return value.new_empty(0)
+    return value.half() if value.is_floating_point() else value
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -75,3 +75,17 @@ def test_every_registered_model_of_the_kit_loads_and_round_trips():
         codec = models.load(name)
         enc = codec.encode_detailed(photo)
         assert torch.equal(codec.decode_detailed(enc.data).y_hat, enc.y_hat), name
+
+
+def test_cli_encodes_and_decodes_with_the_shipped_model_and_no_checkpoint(tmp_path, capsys):
+    from hyreslib.cli import main
+    from hyreslib.images import load_image, save_image, to_uint8
+
+    photo = data.embedded("test")[1][1][:, :96, :128].contiguous()
+    save_image(photo, tmp_path / "photo.png")
+    assert main(["encode", str(tmp_path / "photo.png"), str(tmp_path / "photo.hyr")]) == 0
+    assert main(["decode", str(tmp_path / "photo.hyr"), str(tmp_path / "back.png")]) == 0
+    library = models.load().decode((tmp_path / "photo.hyr").read_bytes())
+    assert (to_uint8(load_image(tmp_path / "back.png")) == to_uint8(library)).all()
+    assert main(["models", "list"]) == 0
+    assert models.default_name() in capsys.readouterr().out

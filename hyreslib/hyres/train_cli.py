@@ -18,7 +18,7 @@ import torch
 
 from .. import data, distributed
 from .codec import HyresCodec, JpegSettings
-from .residual import ResidualCodec, ResidualConfig
+from .residual import CONDITIONINGS, ResidualCodec, ResidualConfig
 from .stages import Budget, next_phase_model, train_residual
 
 
@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--M", type=int, default=192)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--jpeg-quality", type=int, default=1)
+    p.add_argument("--conditioning", choices=CONDITIONINGS, default="none",
+                   help="base: the decoded JPEG base also feeds g_a, the entropy model and g_s")
+    p.add_argument("--latent-dropout", type=float, default=0.0,
+                   help="fraction of crops trained without a latent (the encoder's latent-free mode)")
+    p.add_argument("--val-images", type=int, default=0, help="validation images for model selection (0: all)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--val-every", type=int, default=5000)
     p.add_argument("--data-root", default=None)
@@ -53,14 +58,14 @@ def main(argv: list[str] | None = None) -> None:
         start = HyresCodec.load(args.init)
         model, settings = next_phase_model(start), start.jpeg
     else:
-        model = ResidualCodec(ResidualConfig(N=args.N, M=args.M, depth=args.depth))
+        model = ResidualCodec(ResidualConfig(N=args.N, M=args.M, depth=args.depth, conditioning=args.conditioning))
         settings = JpegSettings(quality=args.jpeg_quality)
     train_images = data.train_set(root=args.data_root)
-    val_images = data.train_set(split="validation", root=args.data_root)
+    val_images = data.train_set(split="validation", root=args.data_root).subset(args.val_images or None)
     if world.is_main:
         print(f"{train_images.describe()}\n{val_images.describe()}\nworld size {world.size}, device {device}")
     budget = Budget(steps=args.steps, crop=args.crop, batch=args.batch, lr=args.lr, workers=args.workers,
-                    val_every=args.val_every, seed=args.seed, device=str(device))
+                    latent_dropout=args.latent_dropout, val_every=args.val_every, seed=args.seed, device=str(device))
     codec, hist = train_residual(model, args.lmbda, settings, train_images, val_images, budget,
                                  log_csv=args.out.with_suffix(".csv") if world.is_main else None,
                                  state_path=args.out.with_suffix(".state") if args.resume else None,
