@@ -1,6 +1,6 @@
 """The ``.hyr`` file: one container (:mod:`hyreslib.container`, magic ``HYR1``) with five chunks::
 
-    0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | flags u8
+    0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | coding mode u8
                 | model fingerprint 8 B | content CRC-32 u32                  (23 bytes, LE)
     1 jpeg      a standard baseline JPEG of the original image (``hyres extract-jpeg`` writes it out);
                 empty, with JPEG quality 0 in the header, for a model without a base layer
@@ -8,9 +8,11 @@
     3 y_anchor  string of the anchor half of y (coded first, from the hyperprior alone)
     4 y_non_anchor  string of the other half (coded with the decoded anchors as context)
 
-Flag bit 0 marks the latent-free mode: chunks 2-4 are empty, and the decoder synthesises from a
-zero latent (for a base-conditioned model, what the base alone implies). The encoder picks it for
-an image when the latent does not pay for its bits.
+The coding mode, chosen per image by the encoder (the option with the lowest rate-distortion cost):
+0 ``latent`` (chunks 2-4 carry the latent), 1 ``latent-free`` (chunks 2-4 empty; the decoder
+synthesises from a zero latent: for a base-conditioned model, what the base alone implies) or
+2 ``base-only`` (chunks 2-4 empty; the picture is the JPEG base itself, so a file is never worse
+than its base).
 
 Version 2 (this one) codes the strings with the bounds-checked coder of :mod:`hyreslib.ans`;
 version 1 files (CompressAI's rANS, whose decoder a crafted string can crash) are refused.
@@ -41,9 +43,9 @@ VERSION = 2
 CHUNKS = ("header", "jpeg", "z", "y_anchor", "y_non_anchor")
 STRINGS = CHUNKS[2:]
 FINGERPRINT_BYTES = 8
-HEADER_FORMAT = "<IIBBB8sI"  # width, height, quality, subsampling, flags, fingerprint, content CRC
+HEADER_FORMAT = "<IIBBB8sI"  # width, height, quality, subsampling, mode, fingerprint, content CRC
 _HEADER = struct.Struct(HEADER_FORMAT)
-LATENT_FREE = 1
+MODES = ("latent", "latent-free", "base-only")
 _SUBSAMPLING_NAMES = {v: k for k, v in SUBSAMPLING.items()}
 
 
@@ -55,24 +57,24 @@ class Header:
     subsampling: str
     fingerprint: bytes
     content_crc: int
-    latent_free: bool = False
+    mode: str = "latent"
 
     def to_bytes(self) -> bytes:
         return _HEADER.pack(self.width, self.height, self.jpeg_quality, SUBSAMPLING[self.subsampling],
-                            LATENT_FREE if self.latent_free else 0, self.fingerprint, self.content_crc)
+                            MODES.index(self.mode), self.fingerprint, self.content_crc)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Header:
         if len(data) != _HEADER.size:
             raise CorruptStreamError(f"HyRES header has {len(data)} bytes, expected {_HEADER.size}")
-        width, height, quality, sub, flags, fp, crc = _HEADER.unpack(data)
+        width, height, quality, sub, mode, fp, crc = _HEADER.unpack(data)
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
             raise CorruptStreamError(f"HyRES header gives an impossible image size {width}x{height}")
         if not 0 <= quality <= 100 or sub not in _SUBSAMPLING_NAMES:
             raise CorruptStreamError(f"HyRES header gives an invalid JPEG setting (quality {quality}, code {sub})")
-        if flags & ~LATENT_FREE:
-            raise CorruptStreamError(f"HyRES header has unknown flags {flags:#04x}")
-        return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc, bool(flags & LATENT_FREE))
+        if mode >= len(MODES):
+            raise CorruptStreamError(f"HyRES header gives an unknown coding mode {mode}")
+        return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc, MODES[mode])
 
 
 def write(header: Header, jpeg: bytes, strings: dict[str, bytes]) -> bytes:
@@ -99,8 +101,8 @@ def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
         raise CorruptStreamError("HyRES file without a base layer (quality 0) carries a JPEG chunk")
     if header.jpeg_quality and not parts["jpeg"]:
         raise CorruptStreamError("HyRES file has an empty JPEG chunk")
-    if header.latent_free and any(parts[k] for k in STRINGS):
-        raise CorruptStreamError("HyRES file in the latent-free mode carries latent strings")
+    if header.mode != "latent" and any(parts[k] for k in STRINGS):
+        raise CorruptStreamError(f"HyRES file in the {header.mode} mode carries latent strings")
     return header, parts
 
 

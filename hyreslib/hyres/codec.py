@@ -80,6 +80,7 @@ class Encoded:
     data: bytes          # the complete .hyr file
     base: Tensor         # decoded JPEG base, (3, H, W)
     y_hat: Tensor        # the quantised latent as coded, (1, M, h, w)
+    mode: str = "latent"  # the coding mode (see .bitstream)
 
 
 @dataclass
@@ -182,9 +183,11 @@ class HyresCodec:
         return self._pad(x - base)
 
     @torch.no_grad()
-    def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> Encoded:
-        """Encode; a codec that knows its λ also tries the latent-free mode and keeps whichever
-        option has the lower rate-distortion cost ``λ·255²·MSE + bpp`` on real bytes."""
+    def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None,
+                        mode: str | None = None) -> Encoded:
+        """Encode in coding ``mode`` (see :mod:`.bitstream`); when None, a codec that knows its λ
+        tries every mode and keeps the one with the lowest rate-distortion cost ``λ·255²·MSE + bpp``
+        on real bytes (one without λ always codes the latent)."""
         x = _check_image(image)
         check_size(x.shape[-1], x.shape[-2], max_pixels)
         quality = self._quality(quality)
@@ -195,21 +198,37 @@ class HyresCodec:
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
                         content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
-        coded = bitstream.write(header, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS})
-        if self.lmbda is None:
-            return Encoded(coded, base, out["y_hat"])
-        free = bitstream.write(replace(header, latent_free=True, content_crc=content_crc(NO_SYMBOLS, NO_SYMBOLS, base)),
-                               jpeg_bytes, dict.fromkeys(STRINGS, b""))
-        options = [(coded, out["y_hat"]), (free, torch.zeros_like(out["y_hat"]))]
-        data, y_hat = min(options, key=lambda o: self._rd_cost(x, base, o[1], feats, len(o[0])))
-        return Encoded(data, base, y_hat)
+        if mode is None and self.lmbda is None:
+            mode = "latent"
+        modes = bitstream.MODES if mode is None else (mode,)
+        if not set(modes) <= set(bitstream.MODES):
+            raise ValueError(f"coding mode must be one of {bitstream.MODES}, got {mode!r}")
+        no_latent = replace(header, content_crc=content_crc(NO_SYMBOLS, NO_SYMBOLS, base))
+        options = []
+        for m in modes:
+            coded = m == "latent"
+            data = bitstream.write(replace(header if coded else no_latent, mode=m), jpeg_bytes,
+                                   {k: out["strings"][k][0] if coded else b"" for k in STRINGS})
+            options.append(Encoded(data, base, out["y_hat"] if coded else torch.zeros_like(out["y_hat"]), m))
+        if len(options) == 1:
+            return options[0]
+        return min(options, key=lambda e: self._rd_cost(x, e, feats))
 
-    def _rd_cost(self, x: Tensor, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None, nbytes: int) -> float:
-        """The training loss of one coding option, with the real file size as its rate."""
+    def _rd_cost(self, x: Tensor, enc: Encoded, feats: list[Tensor] | None) -> float:
+        """The training loss of one coded option, with the real file size as its rate."""
         h, w = x.shape[-2:]
+        mse = F.mse_loss(self._picture(enc.mode, enc.base, enc.y_hat, feats), x)
+        return self.lmbda * 255.0 ** 2 * float(mse) + bpp(len(enc.data), h, w)
+
+    def _picture(self, mode: str, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None,
+                 refine: nn.Module | None = None) -> Tensor:
+        """What a file decodes to: the base alone in the base-only mode, else
+        ``clamp(refine(base + g_s(y_hat)))``."""
+        h, w = base.shape[-2:]
+        if mode == "base-only":
+            return base.clamp(0, 1)
         r_hat = self.residual.synthesise(y_hat, feats)[0, :, :h, :w]
-        mse = F.mse_loss(compose(base.to(self.device), r_hat).cpu(), x)
-        return self.lmbda * 255.0 ** 2 * float(mse) + bpp(nbytes, h, w)
+        return compose(base.to(self.device), r_hat, refine).cpu()
 
     def encode(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> bytes:
         """A (3, H, W) image in [0, 1] -> the bytes of a ``.hyr`` file."""
@@ -247,9 +266,7 @@ class HyresCodec:
                                       "mismatch): the file was altered, or this device computes the entropy parameters "
                                       f"differently from the encoder's ({self.device}); decode on the device type "
                                       "that encoded it")
-        r_hat = self.residual.synthesise(y_hat, feats)[0, :, :header.height, :header.width]
-        image = compose(base.to(self.device), r_hat, self.refine).cpu()
-        return Decoded(image, base, y_hat)
+        return Decoded(self._picture(header.mode, base, y_hat, feats, self.refine), base, y_hat)
 
     def _decode_base(self, header: Header, jpeg_bytes: bytes) -> Tensor:
         if header.jpeg_quality == NO_BASE:
@@ -263,7 +280,7 @@ class HyresCodec:
                        ) -> tuple[Tensor, Tensor, Tensor]:
         """(y_hat, z symbols, y symbols); a zero latent and no symbols in the latent-free mode."""
         hp, wp = self._padded(header.height, header.width)
-        if header.latent_free:
+        if header.mode != "latent":
             zeros = torch.zeros((1, *self.residual.latent_shapes(hp, wp)["y"]), device=self.device)
             return zeros, NO_SYMBOLS, NO_SYMBOLS
         latent = self.residual.decompress_latent({k: [parts[k]] for k in STRINGS}, hp, wp, feats)
