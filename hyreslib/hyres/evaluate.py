@@ -10,6 +10,7 @@ real residual bits.
 from __future__ import annotations
 
 import math
+from collections import Counter
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +44,7 @@ def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = Non
            "bpp_jpeg": bpp(size["jpeg"], h, w), "bpp_z": bpp(size["z"], h, w),
            "bpp_y": bpp(size["y_anchor"] + size["y_non_anchor"], h, w), "bpp_container": bpp(size["container"], h, w),
            "psnr": psnr(dec.image, x), "ms_ssim": ms_ssim(dec.image, x), "psnr_jpeg": psnr(dec.base, x),
-           "latents_exact": bool(torch.equal(enc.y_hat, dec.y_hat)), "latent_free": real["y"] + real["z"] == 0,
+           "latents_exact": bool(torch.equal(enc.y_hat, dec.y_hat)), "mode": enc.mode,
            "encode_s": t1 - t0, "decode_s": t2 - t1,
            "real_bits_y": real["y"], "real_bits_z": real["z"]}
     if estimate:
@@ -65,16 +66,16 @@ def evaluate(codec: HyresCodec, images: ImageSet, quality: int | None = None, es
 
 
 def summarize(rows: Sequence[dict]) -> dict[str, float]:
-    """Means over images; ``latent_free`` counts the images coded without a latent, and the rate
-    gap is aggregated over the bits of the others (sum real / sum estimated - 1)."""
+    """Means over images; ``modes`` counts the images per coding mode, and the rate gap is
+    aggregated over the bits of those that coded a latent (sum real / sum estimated - 1)."""
     if not rows:
         raise ValueError("no rows to summarise")
     keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     out = {k: sum(r[k] for r in rows) / len(rows) for k in keys if k != "rate_gap"}
     out["images"] = len(rows)
     out["latents_exact"] = all(r["latents_exact"] for r in rows)
-    out["latent_free"] = sum(r["latent_free"] for r in rows)
-    coded = [r for r in rows if not r["latent_free"]]
+    out["modes"] = dict(Counter(r["mode"] for r in rows))
+    coded = [r for r in rows if r["mode"] == "latent"]
     if "est_bits_y" in rows[0]:
         real = sum(r["real_bits_y"] + r["real_bits_z"] for r in coded)
         est = sum(r["est_bits_y"] + r["est_bits_z"] for r in coded)
