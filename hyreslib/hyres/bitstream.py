@@ -11,8 +11,8 @@
 The coding mode, chosen per image by the encoder (the option with the lowest rate-distortion cost):
 0 ``latent`` (chunks 2-4 carry the latent), 1 ``latent-free`` (chunks 2-4 empty; the decoder
 synthesises from a zero latent: for a base-conditioned model, what the base alone implies) or
-2 ``base-only`` (chunks 2-4 empty; the picture is the JPEG base itself, so a file is never worse
-than its base).
+2 ``base-only`` (chunks 2-4 empty; the picture is the JPEG base itself, refined when the decoder
+has a refiner: without one a file is never worse than its base).
 
 Version 2 (this one) codes the strings with the bounds-checked coder of :mod:`hyreslib.ans`;
 version 1 files (CompressAI's rANS, whose decoder a crafted string can crash) are refused.

@@ -222,13 +222,12 @@ class HyresCodec:
 
     def _picture(self, mode: str, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None,
                  refine: nn.Module | None = None) -> Tensor:
-        """What a file decodes to: the base alone in the base-only mode, else
-        ``clamp(refine(base + g_s(y_hat)))``."""
+        """What a file decodes to: ``clamp(refine(base + r_hat))`` with ``r_hat = g_s(y_hat)``, or
+        zero in the base-only mode (the JPEG itself, refined when the decoder has a refiner)."""
         h, w = base.shape[-2:]
-        if mode == "base-only":
-            return base.clamp(0, 1)
-        r_hat = self.residual.synthesise(y_hat, feats)[0, :, :h, :w]
-        return compose(base.to(self.device), r_hat, refine).cpu()
+        base = base.to(self.device)
+        r_hat = torch.zeros_like(base) if mode == "base-only" else self.residual.synthesise(y_hat, feats)[0, :, :h, :w]
+        return compose(base, r_hat, refine).cpu()
 
     def encode(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> bytes:
         """A (3, H, W) image in [0, 1] -> the bytes of a ``.hyr`` file."""
