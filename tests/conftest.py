@@ -1,6 +1,6 @@
 """Shared test setup: point the kit at ../shared/data when it exists (CI and developer machines),
-give tests a `kodak` fixture that skips when the Kodak suite is absent, and a briefly trained
-HyRES codec, trained once per session."""
+give tests a `kodak` fixture that skips when the Kodak suite is absent, a `photo` (a crop of an
+embedded test photograph), and a briefly trained HyRES codec, trained once per session."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def kodak():
         return data.dataset("kodak", "test")
     except FileNotFoundError:
         pytest.skip("Kodak not present (set HYRES_DATA or run `hyres data download kodak`)")
+
+
+@pytest.fixture(scope="session")
+def photo() -> torch.Tensor:
+    """A 200x150 crop of the first embedded test photograph (always available offline)."""
+    from hyreslib import data
+
+    return data.embedded("test")[0][1][:, :150, :200].contiguous()
 
 
 @pytest.fixture

@@ -30,11 +30,6 @@ def codec() -> HyresCodec:
     return _codec()
 
 
-@pytest.fixture(scope="module")
-def photo() -> torch.Tensor:
-    return data.embedded("test")[0][1][:, :150, :200].contiguous()
-
-
 def test_round_trip_is_exact(codec, photo):
     enc = codec.encode_detailed(photo)
     dec = codec.decode_detailed(enc.data)

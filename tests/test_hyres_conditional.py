@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hyreslib import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
 from hyreslib.hyres.conditioning import side_input
 
@@ -24,11 +23,6 @@ def _codec(config: ResidualConfig = COND, seed: int = 0) -> HyresCodec:
 @pytest.fixture(scope="module")
 def codec() -> HyresCodec:
     return _codec()
-
-
-@pytest.fixture(scope="module")
-def photo() -> torch.Tensor:
-    return data.embedded("test")[0][1][:, :150, :200].contiguous()
 
 
 def test_unknown_conditioning_is_refused():
