@@ -115,8 +115,9 @@ def study_curves(rows: Sequence[dict], jpeg: Sequence[dict], title: str) -> plt.
         pts = [r for r in rows if r["variant"] == variant and r["step"] == last]
         plot_curve(ax, [r["bpp"] for r in pts], [r["psnr"] for r in pts], f"{variant} ({last} steps)")
         if "bpp_estimated" in pts[0]:
-            ax.plot(sorted(r["bpp_estimated"] for r in pts), [r["psnr"] for r in sorted(pts, key=lambda r: r["bpp_estimated"])],
-                    ":", color=ax.lines[-1].get_color(), label=f"{variant}, estimated rate")
+            est = sorted(pts, key=lambda r: r["bpp_estimated"])
+            ax.plot([r["bpp_estimated"] for r in est], [r["psnr"] for r in est], ":", color=ax.lines[-1].get_color(),
+                    label=f"{variant}, estimated rate")
     rd_axes(ax, title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()

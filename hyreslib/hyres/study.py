@@ -69,9 +69,9 @@ class StudySetup:
 
 
 def _snapshot_steps(budget: Budget, count: int) -> list[int]:
+    """The steps at which the engine validated (every ``val_every`` steps, and at the end)."""
     every = budget.val_every or budget.steps
-    steps = [min((k + 1) * every, budget.steps) for k in range(count)]
-    return steps
+    return [min((k + 1) * every, budget.steps) for k in range(count)]
 
 
 def train_variant(setup: StudySetup, variant: str, i: int, train_images: ImageSet, val_images: ImageSet
@@ -86,6 +86,7 @@ def train_variant(setup: StudySetup, variant: str, i: int, train_images: ImageSe
         codecs = [ReferenceCodec(_loaded(bmshj2018(setup.N, setup.M), s)) for s in snaps]
     else:
         cfg = setup.residual_config(variant)
+        # From scratch, a residual codec needs the rate warm-up against latent collapse (see make_step).
         warm = replace(setup.budget, rate_warmup=max(setup.budget.rate_warmup, 0.1))
         train_residual(ResidualCodec(cfg), lmbda, settings, train_images, val_images, warm, desc=desc,
                        on_validate=keep)
@@ -103,8 +104,9 @@ def measure(codec: object, images: ImageSet) -> dict[str, float]:
     if isinstance(codec, HyresCodec):
         rows = evaluate(codec, images, progress=False)
         s = summarize(rows)
-        estimated = [r["bpp"] - r["bpp_y"] - r["bpp_z"] + (r["est_bits_y"] + r["est_bits_z"]) / (r["width"] * r["height"])
-                     for r in rows]
+        # the model's estimate of its latent in place of the real strings
+        estimated = [r["bpp"] - r["bpp_y"] - r["bpp_z"]
+                     + (r["est_bits_y"] + r["est_bits_z"]) / (r["width"] * r["height"]) for r in rows]
         return {k: s[k] for k in ("bpp", "psnr", "bpp_jpeg", "bpp_z", "bpp_y", "bpp_container")} | {
             "bpp_estimated": sum(estimated) / len(estimated)}
     rates, quals = [], []
