@@ -23,16 +23,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CASES = {"hyres N=32": ("hyres", 32), "hyres N=128": ("hyres", 128), "hidenet fixed": ("hidenet", 0),
-         "hidenet CNNP width 16": ("hidenet", 16)}
+CASES = {"hyres N=32": ("hyres", 32), "hyres N=48 conditional": ("hyres-base", 48), "hyres N=128": ("hyres", 128),
+         "hidenet fixed": ("hidenet", 0), "hidenet CNNP width 16": ("hidenet", 16)}
 
 
 def _model(kind: str, width: int):
     torch.manual_seed(0)
-    if kind == "hyres":
+    if kind.startswith("hyres"):
         from hyreslib.hyres import HyresCodec, ResidualCodec, ResidualConfig
 
-        return HyresCodec(ResidualCodec(ResidualConfig(N=width, M=width * 3 // 2)))
+        conditioning = "base" if kind == "hyres-base" else "none"
+        return HyresCodec(ResidualCodec(ResidualConfig(N=width, M=width * 3 // 2, conditioning=conditioning)))
     from hyreslib.hidenet.predictors import CNNP, FixedPredictor
 
     return FixedPredictor() if width == 0 else CNNP(width=width, levels=8)
@@ -42,7 +43,7 @@ def child(kind: str, width: int, size: int, path: Path, encode: bool) -> None:
     """Encode to ``path``, or decode it and print ``peak_bytes estimate_bytes``."""
     warnings.filterwarnings("ignore")
     model = _model(kind, width)
-    if kind == "hyres":
+    if kind.startswith("hyres"):
         if encode:
             path.write_bytes(model.encode(torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))))
             return

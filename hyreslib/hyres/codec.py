@@ -44,7 +44,8 @@ from .refine import MultiScaleRefine
 from .residual import ResidualCodec, ResidualConfig, likelihood_bits
 
 CHECKPOINT_KIND = "hyres-codec"
-# Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N); fitted
+# Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N), the channel term
+# doubled for a base-conditioned model (its pyramid and half-resolution head); fitted
 # to peak RSS measured on CPU (bench/decoder_memory.py), rounded up.
 MEMORY_FIXED = 256 << 20
 MEMORY_PER_PIXEL = 128
@@ -168,7 +169,8 @@ class HyresCodec:
         """Estimated peak bytes of decoding a ``height`` x ``width`` image (measured: see
         ``bench/decoder_memory.py``): the synthesis transform's activations dominate."""
         hp, wp = self._padded(height, width)
-        return MEMORY_FIXED + hp * wp * (MEMORY_PER_PIXEL + MEMORY_PER_PIXEL_CHANNEL * self.residual.config.N)
+        per_channel = MEMORY_PER_PIXEL_CHANNEL * (2 if self.residual.config.conditional else 1)
+        return MEMORY_FIXED + hp * wp * (MEMORY_PER_PIXEL + per_channel * self.residual.config.N)
 
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
