@@ -4,7 +4,11 @@ Encoding (``x`` is the original image, H x W, any size)::
 
     x --JPEG--> jpeg bytes --canonical CPU decode--> base
     r = x - base --zero-pad to a multiple of 64--> ResidualCodec.compress --> z / anchor / non-anchor strings
+                  (a base-conditioned model also gets side_input(base, quality))
     file = container(header, jpeg bytes, strings)                      (see :mod:`.bitstream`)
+
+A codec that knows its λ writes each image in the coding mode (latent, latent-free or base-only)
+with the lowest rate-distortion cost on real bytes.
 
 Decoding rebuilds ``base`` from the JPEG bytes with the same CPU decoder, decodes the residual
 (unclamped), crops the padding away, optionally applies a decoder-side refiner, and clamps only
