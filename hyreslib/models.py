@@ -1,5 +1,5 @@
 """The kit's pretrained models: one registry (``models/registry.json``) of HyRES codec checkpoints,
-each either shipped in the repository (fp16 weights, small) or fetched on first use by the kit's
+each either shipped in the repository (compact: int8 kernels, xz-compressed) or fetched on first use by the kit's
 checksum-verified downloader, each with its SHA-256, the λ and base quality it codes at, its model
 fingerprint, and the run and commit that made it::
 
@@ -19,7 +19,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 
 from .data import PROJECT_ROOT
 from .fileio import atomic_write_json
@@ -42,6 +41,7 @@ class ModelEntry:
     commit: str                # the kit's commit at training time
     description: str = ""
     url: str = ""              # download location (empty: shipped in the repository)
+    group: str = ""            # the run whose λ phases these models are, drawn as one curve ("cpu profile")
 
 
 def registry(path: Path = REGISTRY_PATH) -> dict[str, ModelEntry]:
@@ -98,38 +98,59 @@ def load(name: str | None = None, device: str = "cpu", use_refine: bool = True):
     return codec
 
 
+def curve(name: str | None = None, path: Path = REGISTRY_PATH) -> tuple[str, list[ModelEntry]]:
+    """The shipped curve a model belongs to (the default's unless named): its label,
+    ``shipped (<group>)``, and every model of its group by falling λ (one model when ungrouped)."""
+    models = registry(path)
+    entry = models[name or default_name(path)]
+    members = [m for m in models.values() if entry.group and m.group == entry.group] or [entry]
+    return f"shipped ({entry.group or entry.name})", sorted(members, key=lambda m: -m.lmbda)
+
+
 def by_fingerprint(fingerprint: bytes, path: Path = REGISTRY_PATH) -> str | None:
     """The registered model that writes files with this fingerprint, if any."""
     return next((m.name for m in registry(path).values() if m.fingerprint == fingerprint.hex()), None)
 
 
 def ship(checkpoint: str | Path, name: str, source: str, commit: str, description: str = "",
-         path: Path = REGISTRY_PATH, default: bool = False) -> ModelEntry:
-    """Copy a trained codec checkpoint into ``models/`` with fp16 weights and no coding tables (the
-    fingerprint is that of the shipped model, which is what encodes) and register it."""
+         path: Path = REGISTRY_PATH, default: bool = False, group: str = "") -> ModelEntry:
+    """Copy a trained codec checkpoint into ``models/`` as a compact checkpoint (int8 kernels, xz;
+    no coding tables) and register it. The fingerprint is that of the shipped, dequantized model,
+    which is what encodes and decodes."""
     from .checkpoint import load_checkpoint, save_checkpoint
     from .hyres.codec import CHECKPOINT_KIND, HyresCodec
 
     payload = load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)
-    state = {k: _shipped(k, v) for k, v in payload["state_dict"].items()}
+    state = {k: v.new_empty(0) if k.rsplit(".", 1)[-1] in CODING_TABLES else v
+             for k, v in payload["state_dict"].items()}  # rebuilt from the weights on loading: a third of the file
     target = path.parent / f"{name}.ckpt"
-    save_checkpoint(target, CHECKPOINT_KIND, payload["config"], state, payload["extra"])
+    save_checkpoint(target, CHECKPOINT_KIND, payload["config"], state, payload["extra"], compact=True)
     codec = HyresCodec.load(target)
     entry = ModelEntry(name=name, file=target.name, sha256=_sha256(target), size=target.stat().st_size,
                        fingerprint=codec.fingerprint.hex(), lmbda=codec.lmbda, base_quality=codec.jpeg.quality,
-                       source=source, commit=commit, description=description)
+                       source=source, commit=commit, description=description, group=group)
     models = {**registry(path), name: entry}
     current = json.loads(path.read_text(encoding="utf-8"))["default"] if path.is_file() else name
     atomic_write_json(path, {"default": name if default else current, "models": [asdict(m) for m in models.values()]})
     return entry
 
 
-def _shipped(name: str, value: torch.Tensor) -> torch.Tensor:
-    """A weight as shipped: fp16; CompressAI's coding tables empty (loading rebuilds them from the
-    weights with ``update``, a third of the file otherwise)."""
-    if name.rsplit(".", 1)[-1] in CODING_TABLES:
-        return value.new_empty(0)
-    return value.half() if value.is_floating_point() else value
+def ship_run(run_dir: str | Path, group: str, prefix: str, default_phase: int, path: Path = REGISTRY_PATH,
+             ) -> list[ModelEntry]:
+    """Ship every λ phase of a run (refined by notebook 04 when it ran, else notebook 03's codecs)
+    as the models ``<prefix>-phase<k>`` of one group; ``default_phase`` becomes the default."""
+    from . import manifest
+
+    notebook, suffix = next((nb, s) for nb, s in (("04_refinement", "_refined_codec"), ("03_lambda_phases", "_codec"))
+                            if nb in manifest.available(run_dir))
+    record = manifest.load(run_dir, notebook)
+    source = (f"phase <k> of `hyres run --profile {record.record['profile']}` ({notebook}, "
+              f"{record.metrics['test_set']} test set), run finished {record.record['finished']}")
+    return [ship(record.artifact(f"phase{p['phase']}{suffix}"), f"{prefix}-phase{p['phase']}",
+                 source.replace("<k>", str(p["phase"])), record.record["git"], path=path, group=group,
+                 default=p["phase"] == default_phase,
+                 description=f"HyRES {group}, phase {p['phase']} of {len(record.metrics['phases'])}")
+            for p in record.metrics["phases"]]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -151,3 +172,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     msub = p.add_subparsers(dest="models_command", required=True)
     q = msub.add_parser("list", help="list registered models (name, λ, base quality, size, origin)")
     q.set_defaults(func=_cmd_list)
+    q = msub.add_parser("ship", help="ship every λ phase of a run as the kit's models (compact, registered)")
+    q.add_argument("run_dir", help="a batch run folder, e.g. runs/cpu")
+    q.add_argument("--group", required=True, help='the curve the models form, e.g. "cpu profile"')
+    q.add_argument("--prefix", required=True, help="model names are <prefix>-phase<k>")
+    q.add_argument("--default-phase", type=int, required=True, help="the phase `hyres encode` uses by default")
+    q.set_defaults(func=lambda a: print("\n".join(f"{m.name}: {m.size / 1e6:.2f} MB, fingerprint {m.fingerprint}"
+                                                   for m in ship_run(a.run_dir, a.group, a.prefix, a.default_phase)))
+                   or 0)

@@ -8,6 +8,7 @@ import resource
 import struct
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,41 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path, codec, edit, match):
     path = _checkpoint(tmp_path, codec, edit)
     with pytest.raises(ValueError, match=match):
         HyresCodec.load(path)
+
+
+def test_compact_checkpoints_that_are_damaged_or_expand_too_far_are_refused(tmp_path, codec, monkeypatch):
+    import lzma
+
+    from hyreslib import checkpoint
+
+    path = Path(_checkpoint(tmp_path, codec, lambda c, s: None))
+    compact = save_checkpoint(tmp_path / "compact.ckpt", CHECKPOINT_KIND, codec.config(),
+                              {f"residual.{k}": v for k, v in codec.residual.state_dict().items()}, compact=True)
+    HyresCodec.load(compact)
+    packed = compact.read_bytes()
+    for name, data, match in [("truncated", packed[:len(packed) // 2], "truncated compact checkpoint"),
+                              ("garbled", packed[:6] + b"\0" * 64, "not a readable compact checkpoint")]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=match):
+            HyresCodec.load(tmp_path / name)
+    monkeypatch.setattr(checkpoint, "MAX_UNPACKED_BYTES", path.stat().st_size // 2)
+    (tmp_path / "bomb").write_bytes(lzma.compress(path.read_bytes()))
+    with pytest.raises(ValueError, match="expands beyond"):
+        HyresCodec.load(tmp_path / "bomb")
+
+
+def test_a_compact_checkpoint_whose_scales_do_not_fit_is_refused(tmp_path, codec):
+    import io
+    import lzma
+
+    payload = {"format": "hyres-checkpoint", "format_version": 2, "kind": CHECKPOINT_KIND, "config": codec.config(),
+               "state_dict": {f"residual.{k}": v for k, v in codec.residual.state_dict().items()},
+               "scales": {"residual.g_a.0.weight": torch.ones(3)}, "extra": {}}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    (tmp_path / "c.ckpt").write_bytes(lzma.compress(buf.getvalue()))
+    with pytest.raises(ValueError, match="does not fit its weights"):
+        HyresCodec.load(tmp_path / "c.ckpt")
 
 
 def test_png_header_claims_are_checked_before_decoding(tmp_path):

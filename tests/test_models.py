@@ -1,4 +1,4 @@
-"""The pretrained-model registry: shipped fp16 checkpoints checked by SHA-256, downloadable
+"""The pretrained-model registry: shipped compact checkpoints checked by SHA-256, downloadable
 entries fetched by the checksum-verified downloader, and the CLI's default and by-fingerprint picks."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hyreslib import data, models
+from hyreslib.checkpoint import load_checkpoint
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
 
 
@@ -25,11 +26,16 @@ def shipped(tmp_path):
     return registry, entry
 
 
-def test_ship_writes_fp16_weights_and_registers_them(shipped):
+def test_ship_writes_a_compact_checkpoint_and_registers_it(shipped, tmp_path):
     registry, entry = shipped
     file = registry.parent / entry.file
-    state = torch.load(file, weights_only=True)["state_dict"]
-    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert file.read_bytes()[:6] == b"\xfd7zXZ\x00" and entry.size < (tmp_path / "trained.ckpt").stat().st_size / 4
+    original = load_checkpoint(tmp_path / "trained.ckpt")["state_dict"]
+    loaded = load_checkpoint(file)["state_dict"]
+    kernel = max((k for k, v in original.items() if v.is_floating_point()), key=lambda k: original[k].numel())
+    step = original[kernel].flatten(1).abs().amax(1) / 127
+    error = (loaded[kernel] - original[kernel]).flatten(1).abs().amax(1)
+    assert loaded[kernel].dtype == torch.float32 and bool((error <= step / 2 + 1e-7).all()) and error.max() > 0
     assert (entry.lmbda, entry.base_quality) == (0.004, 10)
     assert models.registry(registry)["tiny"] == entry and models.default_name(registry) == "tiny"
     assert models.model_path("tiny", path=registry) == file
@@ -89,3 +95,28 @@ def test_cli_encodes_and_decodes_with_the_shipped_model_and_no_checkpoint(tmp_pa
     assert (to_uint8(load_image(tmp_path / "back.png")) == to_uint8(library)).all()
     assert main(["models", "list"]) == 0
     assert models.default_name() in capsys.readouterr().out
+
+
+def test_a_runs_phases_ship_as_one_curve(tmp_path):
+    """``ship_run``: every phase of a run becomes a model of one group, drawn as one curve."""
+    from hyreslib import manifest
+
+    run = manifest.start(tmp_path / "runs" / "cpu", "03_lambda_phases", profile="cpu", seed=0, device="cpu")
+    phases = []
+    for phase, (lmbda, q) in enumerate([(0.032, 35), (0.004, 7)], start=1):
+        torch.manual_seed(phase)
+        codec = HyresCodec(ResidualCodec(ResidualConfig(N=16, M=24, scale_levels=64)), JpegSettings(quality=q),
+                           lmbda=lmbda)
+        run.add_artifact(f"phase{phase}_codec", codec.save(run.path(f"phase{phase}/codec.ckpt")))
+        phases.append({"phase": phase, "lambda": lmbda})
+    run.metrics.update({"phases": phases, "test_set": "kodak/test (24 images)"})
+    run.save()
+    registry = tmp_path / "models" / "registry.json"
+    registry.parent.mkdir()
+    entries = models.ship_run(tmp_path / "runs" / "cpu", "cpu profile", "hyres-cpu", default_phase=2, path=registry)
+    assert [(e.name, e.base_quality, e.group) for e in entries] == [("hyres-cpu-phase1", 35, "cpu profile"),
+                                                                    ("hyres-cpu-phase2", 7, "cpu profile")]
+    assert models.default_name(registry) == "hyres-cpu-phase2"
+    label, members = models.curve(path=registry)
+    assert label == "shipped (cpu profile)" and [m.lmbda for m in members] == [0.032, 0.004]
+    assert "phase 1" in entries[0].source and entries[0].commit == manifest.load(run.run_dir, run.notebook).record["git"]

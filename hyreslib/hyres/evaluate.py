@@ -107,20 +107,22 @@ def record_reconstructions(run: manifest.Run, codec: HyresCodec, rows: Sequence[
     return recons.save(run, label, decoded, curve=curve)
 
 
-def record_shipped(run: manifest.Run, images: Sequence[tuple[str, torch.Tensor]], qualities: Sequence[int],
-                   name: str | None = None) -> list[dict]:
-    """The kit's shipped model (the registry's default unless named) on ``images`` at each base
-    quality, through real files: stored as reconstructions of the curve ``shipped (<name>)`` for
-    the comparison notebooks, and returned as RD records (curve, point, image, bpp, psnr, ms_ssim)."""
+def record_shipped(run: manifest.Run, images: Sequence[tuple[str, torch.Tensor]], name: str | None = None,
+                   ) -> list[dict]:
+    """The kit's shipped curve (every model of the default's group, or of ``name``'s) on ``images``,
+    each model at its own base quality, through real files: stored as reconstructions of the curve
+    ``shipped (<group>)`` for the comparison notebooks, and returned as RD records (curve, point,
+    image, bpp, psnr, ms_ssim)."""
     from .. import models
 
-    name = name or models.default_name()
-    codec, curve = models.load(name), f"shipped ({name})"
+    curve, members = models.curve(name)
     records = []
-    for q in qualities:
-        files = run.path(f"shipped/q{q}/x").parent
-        rows = evaluate(codec, images, quality=q, estimate=False, out_dir=files, progress=False)
-        record_reconstructions(run, codec, rows, files, label=f"{curve} q{q}", curve=curve)
-        records += [{"curve": curve, "point": f"q{q}", "image": r["name"], "bpp": r["bpp"], "psnr": r["psnr"],
+    for entry in members:
+        codec = models.load(entry.name)
+        files = run.path(f"shipped/{entry.name}/x").parent
+        rows = evaluate(codec, images, estimate=False, out_dir=files, progress=False)
+        record_reconstructions(run, codec, rows, files, label=f"{curve} λ={entry.lmbda} q{entry.base_quality}",
+                               curve=curve)
+        records += [{"curve": curve, "point": entry.name, "image": r["name"], "bpp": r["bpp"], "psnr": r["psnr"],
                      "ms_ssim": r["ms_ssim"]} for r in rows]
     return records
