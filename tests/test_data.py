@@ -197,3 +197,30 @@ def test_crops_come_from_inside_the_image():
         windows = img.unfold(1, 12, 1).unfold(2, 12, 1)  # (3, 19, 29, 12, 12)
         unflipped = [crop, crop.flip(-1), crop.flip(-2), crop.flip(-1).flip(-2)]
         assert any((windows == c[:, None, None]).flatten(3).all(-1).all(0).any() for c in unflipped)
+
+
+# --- augmentation of the embedded training set ------------------------------------------------
+
+def test_only_the_embedded_training_split_is_augmented(tmp_path):
+    assert data.embedded("train").augment and "augmented" in data.embedded("train").subset(2).describe()
+    assert not data.embedded("test").augment and not data.embedded("validation").augment
+    _write_images(tmp_path / "pics", [(8, 12)])
+    assert not data.dataset(str(tmp_path / "pics"), "train").augment
+
+
+def test_augmented_crops_skip_flat_areas_rescale_and_reorder_colours():
+    """A half-black image (dark sky, microscope background) gives textured crops; the colour order
+    and the scale vary between crops."""
+    texture = torch.rand(3, 64, 128) * torch.tensor([1.0, 0.5, 0.25])[:, None, None]
+    img = torch.cat([torch.zeros(3, 64, 128), texture], dim=1)
+    crops = [data.augmented_crop(img, 32, random.Random(seed)) for seed in range(40)]
+    assert all(c.shape == (3, 32, 32) for c in crops)
+    flat = sum(float(c.std()) < data.FLAT_STD for c in crops)
+    plain = sum(float(data.random_crop(img, 32, random.Random(s)).std()) < data.FLAT_STD for s in range(40))
+    assert flat <= 2 < plain  # a black crop is drawn again (4 tries: about 1 in 16 stays black)
+    brightest = {int(c.flatten(1).mean(1).argmax()) for c in crops if float(c.std()) >= data.FLAT_STD}
+    assert brightest == {0, 1, 2}  # the strongest channel moves: colours are reordered
+    ramp = torch.linspace(0, 1, 128).expand(3, 128, 128)
+    steps = {round(float(data.augmented_crop(ramp, 32, random.Random(s))[0, 0].diff().abs().mean()), 4)
+             for s in range(20)}
+    assert len(steps) > 5 and max(steps) < 2.2 / 127  # downscaled by up to 2, never upscaled
