@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from .images import to_uint8  # noqa: E402
 
+COMMITTED_PROFILES = ("cpu", "full")  # runs whose figures are committed under figures/<profile>/
 METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
             "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
 
@@ -32,6 +33,14 @@ def savefig(fig: plt.Figure, stem: str | Path, formats: Iterable[str] = ("png", 
         fig.savefig(path, format=fmt, dpi=dpi, metadata=METADATA.get(fmt), bbox_inches="tight")
         paths.append(path)
     return paths
+
+
+def figures_dir(profile: str, run_dir: Path) -> Path:
+    """Where a notebook's figures go: ``figures/<profile>/`` in the project for the profiles whose
+    figures are committed (the README shows them), else the notebook's own run folder."""
+    from .data import PROJECT_ROOT
+
+    return PROJECT_ROOT / "figures" / profile if profile in COMMITTED_PROFILES else run_dir / "figures"
 
 
 def rd_axes(ax: plt.Axes, metric: str = "PSNR (dB)", logx: bool = False, title: str = "") -> plt.Axes:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from . import manifest
-from .data import PROJECT_ROOT
+from .data import PROJECT_ROOT, data_root
 from .fileio import atomic_write_json
 from .profiles import CELL_TIMEOUT, PROFILES, profile_params
 
@@ -152,6 +152,8 @@ def run_pipeline(profile: str = "quick", only: Sequence[str] | None = None, over
                  log_output: bool = False, timeout: int | None = None) -> list[NotebookResult]:
     """Execute the selected notebooks in order; returns their timings."""
     profile_params(profile, "")  # validates the profile name
+    if os.environ.get("HYRES_DATA"):  # the kernels run in notebooks/: a relative path must mean the caller's
+        os.environ["HYRES_DATA"] = str(data_root())
     paths = select(discover(notebooks_dir), only)
     parsed = parse_overrides(overrides)
     check_global_overrides(paths, parsed)

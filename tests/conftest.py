@@ -67,5 +67,5 @@ def trained_hyres(tmp_path_factory) -> Path:
     settings = JpegSettings(quality=1)
     loader = data.crop_loader(data.embedded("train"), 64, 8, seed=0, transform=JpegBase(settings), crops_per_image=8)
     model = ResidualCodec(ResidualConfig(N=16, M=24, depth=4, scale_levels=128))
-    engine.train(model, make_step(0.045), loader, engine.TrainConfig(steps=60, lr=3e-3), progress=False)
+    engine.train(model, make_step(0.045), loader, engine.TrainConfig(steps=120, lr=3e-3), progress=False)
     return HyresCodec(finalize(model), settings).save(tmp_path_factory.mktemp("trained") / "hyres.ckpt")

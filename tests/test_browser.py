@@ -77,6 +77,7 @@ def lab(tmp_path) -> Iterator[tuple[str, Path]]:
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, project / "notebooks" / NOTEBOOK)
     make_tiny_run(project)
     port, token = _free_port(), "hyres-browser-test"
+    (tmp_path / "no-data").mkdir()  # an empty data folder: the embedded images, whatever CI's HYRES_DATA
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "HYRES_DATA": str(tmp_path / "no-data"), "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),

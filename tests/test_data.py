@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def _write_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0, suf
 
 def test_data_root_precedence(monkeypatch, tmp_path):
     env, explicit = tmp_path / "from_env", tmp_path / "explicit"
+    env.mkdir()
     monkeypatch.setenv("HYRES_DATA", str(env))
     assert data.data_root(explicit) == explicit.resolve()
     assert data.data_root() == env.resolve()
@@ -42,6 +44,26 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 def test_data_root_expands_home(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert data.data_root("~/datasets") == (tmp_path / "datasets").resolve()
+
+
+def test_a_hyres_data_that_names_no_folder_is_an_error_not_the_embedded_images(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYRES_DATA", "../shared/data")
+    for opens in (data.test_set, data.train_set):
+        with pytest.raises(NotADirectoryError, match="HYRES_DATA='../shared/data' names no folder"):
+            opens()
+
+
+def test_hyres_run_hands_the_kernels_an_absolute_hyres_data(monkeypatch, tmp_path):
+    """The kernels run in notebooks/, so a relative HYRES_DATA must be made absolute first."""
+    from hyreslib import runner
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYRES_DATA", "data")
+    with pytest.raises(ValueError, match="no notebook matches"):  # stops there, after fixing the variable
+        runner.run_pipeline("quick", only=["99"])
+    assert os.environ["HYRES_DATA"] == str(tmp_path / "data")
 
 
 # --- embedded images ------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_trained_codec_beats_its_jpeg_base_with_the_signed_residual(trained_hyre
         assert float(r_hat.min()) < -0.05, name  # negative corrections exist and matter
         exact.append(torch.equal(dec.image, (dec.base + r_hat).clamp(0, 1)))
         gains.append(psnr(dec.image, x) - psnr(dec.base, x))
-    assert sum(gains) / len(gains) > 0.5, gains  # measured: 0.8 dB; with the residual clamped: 0.3 dB
+    assert sum(gains) / len(gains) > 0.6, gains  # measured: 0.96 dB; with the residual clamped: 0.33 dB
     assert all(exact)
 
 
