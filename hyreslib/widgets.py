@@ -95,6 +95,17 @@ class ReconstructionComparer:
         best = max(hyres, key=lambda r: r.psnr).label if hyres else ORIGINAL
         return (base[0] if base else ORIGINAL), best
 
+    def shipped_pair(self, image: str) -> tuple[str, str] | None:
+        """(shipped, this run's) for ``image``: the best HyRES reconstruction of the run against the
+        shipped model's reconstruction nearest to it in bpp; None when the run has no shipped curve."""
+        here = list(self.recons.get(image, {}).values())
+        shipped = [r for r in here if r.curve.startswith("shipped")]
+        mine = [r for r in here if r.curve.startswith("HyRES")]
+        if not shipped or not mine:
+            return None
+        best = max(mine, key=lambda r: r.psnr)
+        return min(shipped, key=lambda r: abs(r.bpp - best.bpp)).label, best.label
+
     def select(self, image: str | None = None, a: str | None = None, b: str | None = None) -> None:
         """Show ``image`` with A and B (each defaulting to :meth:`default_pair` of the image)."""
         image = image or self.image.value

@@ -120,3 +120,19 @@ def test_static_figure_leaves_the_live_controls_alone(comparer):
     comparer.static_figure(zoom=3, mode="wipe")
     assert (comparer.mode.value, comparer.zoom.value) == ("side by side", 1)
     assert comparer.view_a.value == before
+
+
+def test_the_shipped_pair_is_the_nearest_shipped_point_against_the_runs_best(tmp_path):
+    run = manifest.start(tmp_path, "05_x", profile="quick", seed=0, device="cpu")
+    x = torch.rand(3, 20, 20)
+    recons.save(run, "HyRES λ=0.016", [("a", x, 0.40, 26.0, None)], curve="HyRES")
+    recons.save(run, "HyRES λ=0.002", [("a", x, 0.20, 24.0, None)], curve="HyRES")
+    for label, bpp in (("shipped (cpu profile) λ=0.004 q7", 0.2), ("shipped (cpu profile) λ=0.016 q20", 0.45)):
+        recons.save(run, label, [("a", x, bpp, 27.0, None)], curve="shipped (cpu profile)")
+    run.save()
+    viewer = ReconstructionComparer({"a": x}, recons.collect(tmp_path), display_px=40)
+    assert viewer.shipped_pair("a") == ("shipped (cpu profile) λ=0.016 q20", "HyRES λ=0.016")
+    run2 = manifest.start(tmp_path / "other", "05_x", profile="quick", seed=0, device="cpu")
+    recons.save(run2, "HyRES λ=0.016", [("a", x, 0.40, 26.0, None)], curve="HyRES")
+    run2.save()
+    assert ReconstructionComparer({"a": x}, recons.collect(tmp_path / "other"), display_px=40).shipped_pair("a") is None
