@@ -119,4 +119,5 @@ def test_a_runs_phases_ship_as_one_curve(tmp_path):
     assert models.default_name(registry) == "hyres-cpu-phase2"
     label, members = models.curve(path=registry)
     assert label == "shipped (cpu profile)" and [m.lmbda for m in members] == [0.032, 0.004]
-    assert "phase 1" in entries[0].source and entries[0].commit == manifest.load(run.run_dir, run.notebook).record["git"]
+    made = manifest.load(run.run_dir, run.notebook).record
+    assert "phase 1" in entries[0].source and entries[0].commit == made["git"]
