@@ -1,5 +1,6 @@
-"""Encode/decode latency of the HyRES codec next to CompressAI's bmshj2018-hyperprior (quality 3)
-and mbt2018 (serial autoregressive context, quality 3), on one 768x512 image, in one run.
+"""Encode/decode latency of the HyRES codec next to CompressAI's bmshj2018-hyperprior (quality 3),
+Cheng2020AnchorCheckerboard (the same two-pass checkerboard context as HyRES, N = M = 192) and mbt2018
+(serial autoregressive context, quality 3), on one 768x512 image, in one run.
 
     .venv/bin/python bench/codec_latency.py [--device cpu|cuda|auto] [--checkpoint CKPT]
                                             [--image PATH] [--repeat 3] [--threads 2] [--json OUT]
@@ -99,8 +100,13 @@ def bench_hyres(args, x: torch.Tensor, device: torch.device) -> dict:
             "bytes": len(encoded), "note": note}
 
 
-def bench_zoo(name: str, factory, x: torch.Tensor, device: torch.device, args) -> dict:
-    model = factory(quality=3, pretrained=False).to(device).eval()
+def _nbytes(strings) -> int:
+    """Bytes of CompressAI's (nested lists of) strings."""
+    return len(strings) if isinstance(strings, bytes) else sum(_nbytes(s) for s in strings)
+
+
+def bench_zoo(name: str, model: nn.Module, x: torch.Tensor, device: torch.device, args) -> dict:
+    model = model.to(device).eval()
     h, w = x.shape[-2:]
     k = 64
     xp = F.pad(x[None], (0, -(-w // k) * k - w, 0, -(-h // k) * k - h)).to(device)
@@ -110,9 +116,8 @@ def bench_zoo(name: str, factory, x: torch.Tensor, device: torch.device, args) -
     with torch.no_grad():
         enc_s, out = timed(lambda: model.compress(xp), device, args.repeat)
         dec_s, _ = timed(lambda: model.decompress(out["strings"], out["shape"]), device, args.repeat)
-    nbytes = sum(len(s) for group in out["strings"] for s in group)
     return {"model": name, "params": sum(p.numel() for p in model.parameters()), "encode_s": enc_s,
-            "decode_s": dec_s, "bytes": nbytes, "note": f"untrained, latent std scaled to {args.latent_std}"}
+            "decode_s": dec_s, "bytes": _nbytes(out["strings"]), "note": f"untrained, latent std scaled to {args.latent_std}"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"image {name} {x.shape[-1]}x{x.shape[-2]}, device {describe_device(device)}, "
           f"median of {args.repeat} after 1 warm-up")
 
+    from compressai.models import Cheng2020AnchorCheckerboard
     from compressai.zoo import bmshj2018_hyperprior, mbt2018
 
     rows = [bench_hyres(args, x, device),
-            bench_zoo("bmshj2018-hyperprior q3", bmshj2018_hyperprior, x, device, args),
-            bench_zoo("mbt2018 q3 (autoregressive)", mbt2018, x, device, args)]
+            bench_zoo("bmshj2018-hyperprior q3", bmshj2018_hyperprior(quality=3, pretrained=False), x, device, args),
+            bench_zoo("Cheng2020 checkerboard N192", Cheng2020AnchorCheckerboard(N=192), x, device, args),
+            bench_zoo("mbt2018 q3 (autoregressive)", mbt2018(quality=3, pretrained=False), x, device, args)]
     ref = rows[0]
     header = ("params", "enc s", "dec s", "enc/HyRES", "dec/HyRES", "bytes")
     print(f"{'model':30s} " + " ".join(f"{h:>10s}" for h in header))

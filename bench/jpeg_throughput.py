@@ -84,6 +84,10 @@ def main() -> None:
         if sub != jpeg.NVJPEG_ENCODE_SUBSAMPLING:
             label += f" (encode falls back to CPU for {sub})"
         rows.append((label, timed(lambda: jpeg.roundtrip(xg, q, sub), args.repeats, torch.cuda.synchronize)))
+        gpu, cpu = jpeg.roundtrip(xg, q, sub).decoded.cpu(), jpeg.roundtrip(x, q, sub, backend="cpu").decoded
+        diff = (gpu - cpu).abs()
+        print(f"nvJPEG vs CPU base layer: max |diff| {255 * float(diff.max()):.0f}/255, "
+              f"{100 * float((diff > 0).float().mean()):.2f} % of samples differ")
     else:
         print("no CUDA GPU: nvJPEG row skipped")
 

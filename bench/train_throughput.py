@@ -1,9 +1,10 @@
 """Training throughput: the kit's engine on the paper-scale HyRES residual codec, next to a plain
-training loop around CompressAI's ``bmshj2018-hyperprior`` of similar size, on the same crops, in
-one run.
+training loop around a CompressAI model of similar size (``--peer``: ``cheng2020-checkerboard``,
+the same two-pass checkerboard context, N = M = 192; or ``bmshj2018`` hyperprior), on the same
+crops, in one run.
 
     .venv/bin/python bench/train_throughput.py [--device cpu|cuda|auto] [--steps 6] [--crop 128]
-                                               [--batch 8] [--quality 6] [--threads 0]
+                                               [--batch 8] [--peer cheng2020-checkerboard] [--threads 0]
 
 Both consume the same DataLoader (crops with their JPEG base computed in the workers; the plain
 loop ignores the base). Each run does ``--warmup`` untimed steps, then ``--steps`` timed steps;
@@ -55,10 +56,12 @@ def time_engine(loader, args, device) -> float:
 def time_plain(loader, args, device) -> tuple[float, int]:
     """Seconds for ``args.steps`` steps of a minimal CompressAI-style loop (Adam + aux Adam + clip)."""
     from compressai.losses import RateDistortionLoss
+    from compressai.models import Cheng2020AnchorCheckerboard
     from compressai.zoo import bmshj2018_hyperprior
 
     torch.manual_seed(0)
-    net = bmshj2018_hyperprior(quality=args.quality, pretrained=False).to(device).train()
+    net = (Cheng2020AnchorCheckerboard(N=192) if args.peer == "cheng2020-checkerboard"
+           else bmshj2018_hyperprior(quality=args.quality, pretrained=False)).to(device).train()
     main = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
     opt, aux_opt = torch.optim.Adam(main, lr=1e-4), torch.optim.Adam(aux, lr=1e-3)
@@ -73,7 +76,8 @@ def time_plain(loader, args, device) -> tuple[float, int]:
             batches = iter(loader)
             x = next(batches)[0].to(device)
         opt.zero_grad()
-        loss = criterion(net(x), x)["loss"]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            loss = criterion(net(x), x)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main, 1.0)
         opt.step()
@@ -99,9 +103,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--peer", default="cheng2020-checkerboard", choices=["cheng2020-checkerboard", "bmshj2018"])
     ap.add_argument("--quality", type=int, default=6, help="bmshj2018-hyperprior quality (6: N=192, M=320)")
     ap.add_argument("--lmbda", type=float, default=0.045)
-    ap.add_argument("--amp", default="none", help="engine autocast on CUDA: none | bf16 | fp16")
+    ap.add_argument("--amp", default="none", help="autocast on CUDA for both loops: none | bf16 (fp16: engine only)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--data-root", default=None)
@@ -120,7 +125,8 @@ def main() -> None:
     print(f"{'model':<52}{'params':>12}{'s/step':>9}{'images/s':>10}")
     print(f"{'HyRES residual codec N128 M192, kit engine':<52}{hyres_params:>12,}{t_engine / args.steps:>9.3f}"
           f"{n / t_engine:>10.2f}")
-    print(f"{f'bmshj2018-hyperprior q{args.quality}, plain loop':<52}{plain_params:>12,}{t_plain / args.steps:>9.3f}"
+    peer = "Cheng2020 checkerboard N192" if args.peer == "cheng2020-checkerboard" else f"bmshj2018 q{args.quality}"
+    print(f"{f'{peer}, plain loop':<52}{plain_params:>12,}{t_plain / args.steps:>9.3f}"
           f"{n / t_plain:>10.2f}")
     print(f"throughput ratio engine / plain: {t_plain / t_engine:.2f}")
 
