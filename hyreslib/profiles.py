@@ -50,7 +50,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                              "baseline_qualities": [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]},
         "01_pixel_splitting": {"threads": 0, "levels": 8, "archs": ["cnnp", "unet"], "width": 32, "shared": True,
                                "steps": 20000, "crop": 128, "batch": 32, "lr": 2e-3, "val_images": 0,
-                               "val_crop": 256, "eval_images": 0, "near_steps": [3, 5, 9, 17, 25], **GPU_OPTIONS},
+                               "val_crop": 256, "eval_images": 0, "near_steps": [3, 5, 9, 17, 25],
+                               # no bf16: its 8-bit mantissa holds a 0-255 pixel mean to whole levels only
+                               "amp": "none", "channels_last": "auto"},
         "02_residual_training": {"threads": 0, "N": 128, "M": 192, "depth": 4, "scale_levels": 128,
                                  "steps": 200000, "crop": 256, "batch": 16, "lr": 1e-4, "workers": 8,
                                  "val_images": 0, "val_every": 5000, "log_every": 200, "test_images": 0,
@@ -83,20 +85,22 @@ BUDGET_PARAMS: dict[str, tuple[str, ...]] = {
 SHAPE_PARAMS = ("N", "M", "depth", "scale_levels", "conditioning", "width", "levels", "shared", "archs")
 
 # ``hyres run --smoke``: a profile's code path (its models, options and data) with every budget capped —
-# steps, images, crops, batches, measured qualities — so that a CPU runs the whole pipeline in minutes.
-# Every budget parameter of BUDGET_PARAMS that is not a model shape is capped here (tested).
+# steps, images, crops, batches, measured qualities, and the number of λ phases and sweeps (two of each
+# exercise the chaining) — so that a CPU runs the whole pipeline in minutes. Every budget parameter of
+# BUDGET_PARAMS that is not a model shape is capped here (tested).
 SMOKE: dict[str, dict[str, Any]] = {
     "00_data_and_jpeg": {"max_images": 1, "baseline_qualities": [10, 50]},
     "01_pixel_splitting": {"steps": 2, "crop": 64, "batch": 2, "val_images": 1, "val_crop": 128, "eval_images": 1,
                            "near_steps": [5]},
     "02_residual_training": {"steps": 2, "crop": 64, "batch": 2, "workers": 0, "val_images": 1, "log_every": 1,
-                             "test_images": 1, "show_images": 1, "sweep_steps": 1},
-    "03_lambda_phases": {"steps": 1, "first_steps": 2, "crop": 64, "batch": 2, "workers": 0, "val_images": 1,
-                         "log_every": 1, "test_images": 1},
+                             "test_images": 1, "show_images": 1, "sweep_qualities": [5], "sweep_steps": 1},
+    "03_lambda_phases": {"lambdas": [0.045, 0.032], "steps": 1, "first_steps": 2, "crop": 64, "batch": 2,
+                         "workers": 0, "val_images": 1, "log_every": 1, "test_images": 1},
     "04_refinement": {"steps": 1, "crop": 64, "batch": 2, "workers": 0, "val_images": 1, "log_every": 1,
                       "test_images": 1},
-    "07_budget_study": {"steps": 2, "snapshots": 1, "crop": 64, "batch": 2, "workers": 0, "val_images": 1,
-                        "study_val_images": 1, "study_test_images": 1},
+    "07_budget_study": {"lambdas": [0.032, 0.002], "base_qualities": [35, 4], "steps": 2, "snapshots": 1,
+                        "crop": 64, "batch": 2, "workers": 0, "val_images": 1, "study_val_images": 1,
+                        "study_test_images": 1},
 }
 
 # Per-cell time limit (seconds) for papermill; None = unlimited (paper-scale training cells).
