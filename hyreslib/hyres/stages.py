@@ -6,6 +6,9 @@ best checkpoint, with a fresh optimiser::
 
     phase 1 (λ0) --best weights--> phase 2 (λ1) --> ... --> phase 6 (λ5)
 
+:func:`run_schedule` runs that chain (notebook 03 and ``train_cli``), reusing finished phases and
+resuming an interrupted one.
+
 Refinement trains only the decoder-side :class:`~.refine.MultiScaleRefine` on what the frozen
 codec reconstructs, with MSE + α·VGG16 perceptual loss; the bitstream cannot change.
 """
@@ -23,8 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import distributed, engine, manifest
-from ..engine import TrainSetup
 from ..data import ImageSet, crop_loader
+from ..engine import TrainSetup
 from .codec import HyresCodec, JpegSettings, compose
 from .conditioning import side_input
 from .perceptual import PerceptualLoss
