@@ -50,9 +50,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                              "baseline_qualities": [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]},
         "01_pixel_splitting": {"threads": 0, "levels": 8, "archs": ["cnnp", "unet"], "width": 32, "shared": True,
                                "steps": 20000, "crop": 128, "batch": 32, "lr": 2e-3, "val_images": 0,
-                               "val_crop": 256, "eval_images": 0, "near_steps": [3, 5, 9, 17, 25],
-                               # no bf16: its 8-bit mantissa holds a 0-255 pixel mean to whole levels only
-                               "amp": "none", "channels_last": "auto"},
+                               "val_crop": 256, "eval_images": 0, "near_steps": [3, 5, 9, 17, 25], **GPU_OPTIONS},
         "02_residual_training": {"threads": 0, "N": 128, "M": 192, "depth": 4, "scale_levels": 128,
                                  "steps": 200000, "crop": 256, "batch": 16, "lr": 1e-4, "workers": 8,
                                  "val_images": 0, "val_every": 5000, "log_every": 200, "test_images": 0,
