@@ -28,7 +28,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,11 @@ ValFn = Callable[[nn.Module], dict[str, float]]
 STATE_FORMAT = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """What the loop does; every stage passes a :class:`TrainSetup` (a TrainConfig with the stage's data
+    and method settings), so each option here is reachable from notebooks, profiles and the CLI."""
+
     steps: int
     lr: float = 1e-4
     aux_lr: float = 1e-3
@@ -63,9 +66,50 @@ class TrainConfig:
     max_bad_steps: int = 20            # consecutive non-finite steps before giving up
     device: str = "cpu"
     amp: str = "none"                  # "none" | "bf16" | "fp16" (autocast on the device; fp16 uses a GradScaler)
-    channels_last: bool = False        # NHWC model and batches: faster convolutions on tensor cores
+    #                                    | "auto": bf16 on CUDA, none elsewhere
+    channels_last: bool | str = False  # NHWC model and batches: faster convolutions on tensor cores; "auto": on CUDA
     checkpoint_every_s: float = 300.0  # with a checkpoint path: also written at the end
     checkpoint_every_steps: int = 0    # 0: time-based only
+
+
+@dataclass(frozen=True)
+class TrainSetup(TrainConfig):
+    """One training configuration for every stage (residual codec phases, reference, refinement, hideNet
+    predictors): the engine's :class:`TrainConfig` itself — so no wrapper can drop an engine option on
+    the way — plus the crops the stage draws and the residual codec's training options."""
+
+    lr: float = 1e-3
+    log_every: int = 25
+    crop: int = 128
+    batch: int = 8
+    workers: int = 1
+    seed: int = 0
+    quantizer: str = "ste"       # residual codec: "ste" | "noise", the training stand-in for rounding
+    rate_warmup: float = 0.0     # residual codec: fraction of the steps over which the rate's weight ramps 0 -> 1
+    latent_dropout: float = 0.0  # residual codec: fraction of crops trained in the latent-free mode
+
+    def signature(self) -> dict[str, Any]:
+        """The settings that decide what training produces, to recognise finished work: never the
+        device or the checkpoint interval; options added after the first signatures were written are
+        left out while at their defaults, so work finished before they existed is still recognised."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {name: None if name == "device" else value for name, value in asdict(self).items()
+                if name not in _RESULT_NEUTRAL and (name in _FIRST_SIGNED or value != defaults[name])}
+
+
+_RESULT_NEUTRAL = ("checkpoint_every_s", "checkpoint_every_steps")
+_FIRST_SIGNED = ("steps", "crop", "batch", "lr", "quantizer", "rate_warmup", "latent_dropout", "workers", "val_every",
+                 "log_every", "seed", "device")
+
+
+def resolve(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """``cfg`` with its "auto" options decided for ``device``: bf16 autocast and channels_last on CUDA
+    (tensor cores), neither elsewhere (a CPU rarely gains from them)."""
+    cuda = device.type == "cuda"
+    if cfg.channels_last not in (True, False, "auto"):
+        raise ValueError(f"channels_last must be true, false or auto, got {cfg.channels_last!r}")
+    return replace(cfg, amp=("bf16" if cuda else "none") if cfg.amp == "auto" else cfg.amp,
+                   channels_last=cuda if cfg.channels_last == "auto" else bool(cfg.channels_last))
 
 
 @dataclass
@@ -188,9 +232,10 @@ class Trainer:
 
     def __init__(self, model: nn.Module, step_fn: StepFn, loader: Iterable, cfg: TrainConfig,
                  val_fn: ValFn | None = None, checkpoint_path: str | Path | None = None):
-        self.cfg, self.step_fn, self.val_fn = cfg, step_fn, val_fn
-        self.world = distributed.current()
         self.device = torch.device(cfg.device)
+        self.cfg = cfg = resolve(cfg, self.device)
+        self.step_fn, self.val_fn = step_fn, val_fn
+        self.world = distributed.current()
         self.module = model.to(self.device)
         if cfg.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
@@ -415,6 +460,8 @@ def train(model: nn.Module, step_fn: StepFn, loader: Iterable, cfg: TrainConfig,
     finally:
         bar.close()
         log.close()
+    if tr.cfg.channels_last:  # back to the default layout: a codec built from the saved weights computes the same
+        tr.module.to(memory_format=torch.contiguous_format)
     if stop.requested:
         raise TrainingInterrupted(tr.step, cfg.steps, tr.checkpoint_path)
     return tr.hist

@@ -95,8 +95,7 @@ class Run:
         """Where a resumable training state lives, named by a hash of what it trains
         (``signature``): running the notebook again after an interruption resumes it, while
         changed settings start afresh instead of resuming a state trained for others."""
-        digest = hashlib.sha256(json.dumps(signature, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        return self.path(f"{name}-{digest}.pt")
+        return self.path(f"{name}-{digest(signature)}.pt")
 
     def add_artifact(self, name: str, path: str | Path) -> Path:
         """Record a file this notebook produced (hashed now, verified when read)."""
@@ -112,6 +111,11 @@ class Run:
                   "started": self.started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "metrics": self.metrics, "artifacts": self.artifacts}
         return atomic_write_json(self.dir / MANIFEST, record)
+
+
+def digest(signature: Any) -> str:
+    """A short hash of a JSON-able description of some work: the name of files that belong to it."""
+    return hashlib.sha256(json.dumps(signature, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def start(run_dir: str | Path, notebook: str, *, profile: str, seed: int, device: torch.device | str,

@@ -84,13 +84,19 @@ def declared_parameters(path: Path) -> set[str]:
     return set(pm.inspect_notebook(str(path)))
 
 
+def run_name(profile: str, smoke: bool = False) -> str:
+    """The run's folder under ``runs/`` and the profile its notebooks record: a smoke run is not the
+    profile's run, so it never writes where that run's results (or its committed figures) go."""
+    return f"{profile}-smoke" if smoke else profile
+
+
 def build_parameters(path: Path, profile: str, run_dir: Path,
-                     overrides: dict[str | None, dict[str, Any]]) -> dict[str, Any]:
+                     overrides: dict[str | None, dict[str, Any]], smoke: bool = False) -> dict[str, Any]:
     """Parameters for one notebook; unknown names raise :class:`PipelineError`."""
     declared = declared_parameters(path)
-    params: dict[str, Any] = {"profile": profile, "run_dir": str(run_dir)}
+    params: dict[str, Any] = {"profile": run_name(profile, smoke), "run_dir": str(run_dir)}
     params.update({k: v for k, v in BATCH_PARAMS.items() if k in declared})
-    params.update(profile_params(profile, path.stem))
+    params.update(profile_params(profile, path.stem, smoke))
     params.update({k: v for k, v in overrides.get(None, {}).items() if k in declared})
     for target, values in overrides.items():
         if target is not None and (path.stem == target or path.stem.split("_")[0] == target):
@@ -149,22 +155,23 @@ def execute(path: Path, output: Path, params: dict[str, Any], timeout: int | Non
 
 def run_pipeline(profile: str = "quick", only: Sequence[str] | None = None, overrides: Sequence[str] = (),
                  runs_root: Path = PROJECT_ROOT / "runs", notebooks_dir: Path = NOTEBOOKS_DIR,
-                 log_output: bool = False, timeout: int | None = None) -> list[NotebookResult]:
-    """Execute the selected notebooks in order; returns their timings."""
+                 log_output: bool = False, timeout: int | None = None, smoke: bool = False) -> list[NotebookResult]:
+    """Execute the selected notebooks in order; returns their timings. ``smoke``: the profile's code
+    path with its budgets capped (:data:`~.profiles.SMOKE`), into ``runs/<profile>-smoke``."""
     profile_params(profile, "")  # validates the profile name
     if os.environ.get("HYRES_DATA"):  # the kernels run in notebooks/: a relative path must mean the caller's
         os.environ["HYRES_DATA"] = str(data_root())
     paths = select(discover(notebooks_dir), only)
     parsed = parse_overrides(overrides)
     check_global_overrides(paths, parsed)
-    run_dir = (runs_root / profile).resolve()
+    run_dir = (runs_root / run_name(profile, smoke)).resolve()
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    plans = [(p, build_parameters(p, profile, run_dir, parsed)) for p in paths]  # validate all first
-    timeout = timeout if timeout is not None else CELL_TIMEOUT[profile]
+    plans = [(p, build_parameters(p, profile, run_dir, parsed, smoke)) for p in paths]  # validate all first
+    timeout = timeout if timeout is not None else CELL_TIMEOUT["quick" if smoke else profile]
     results = []
     for path, params in plans:
-        print(f"[hyres run] {path.stem} ({profile})", flush=True)
+        print(f"[hyres run] {path.stem} ({run_dir.name})", flush=True)
         t0 = time.perf_counter()
         execute(path, out_dir / path.name, params, timeout, log_output)
         results.append(NotebookResult(path.stem, out_dir / path.name, time.perf_counter() - t0))
@@ -205,11 +212,11 @@ def summary(run_dir: Path) -> list[str]:
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
         results = run_pipeline(args.profile, args.only, args.set, log_output=args.log_output,
-                               timeout=args.cell_timeout)
+                               timeout=args.cell_timeout, smoke=args.smoke)
     except PipelineError as exc:
         print(f"hyres run: {exc}", file=sys.stderr)
         return 1
-    run_dir = (PROJECT_ROOT / "runs" / args.profile)
+    run_dir = PROJECT_ROOT / "runs" / run_name(args.profile, args.smoke)
     total = sum(r.seconds for r in results)
     print(f"\n{len(results)} notebook(s) in {total:.1f} s")
     for r in results:
@@ -228,4 +235,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="override a parameter (NN.name=value for one notebook); values are YAML")
     p.add_argument("--log-output", action="store_true", help="stream cell output to the terminal")
     p.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (profile default)")
+    p.add_argument("--smoke", action="store_true",
+                   help="the profile's models and code path with steps and images capped (minutes on a CPU), "
+                        "into runs/<profile>-smoke")
     p.set_defaults(func=_cmd_run)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from hyreslib.engine import TrainConfig, train
+from hyreslib.engine import TrainConfig, TrainSetup, resolve, train
 
 JOB = Path(__file__).parent / "jobs" / "toy_training.py"
 RESIDUAL_JOB = Path(__file__).parent / "jobs" / "residual_training.py"
@@ -99,6 +99,35 @@ def test_mixed_precision_and_channels_last_reach_the_step():
     assert seen[-1][:3] == (True, torch.float16, False) and hist.skipped_steps == 0
     with pytest.raises(ValueError, match="amp must be"):
         train(conv, step, images, TrainConfig(steps=1, amp="fp8"), progress=False)
+
+
+def test_auto_options_mean_bf16_and_channels_last_on_cuda_only():
+    auto = TrainConfig(steps=1, amp="auto", channels_last="auto")
+    assert (resolve(auto, torch.device("cuda")).amp, resolve(auto, torch.device("cuda")).channels_last) == ("bf16", True)
+    assert (resolve(auto, torch.device("cpu")).amp, resolve(auto, torch.device("cpu")).channels_last) == ("none", False)
+    fixed = TrainConfig(steps=1, amp="fp16", channels_last=True)
+    assert resolve(fixed, torch.device("cpu")) == fixed
+    with pytest.raises(ValueError, match="channels_last must be"):
+        resolve(TrainConfig(steps=1, channels_last="yes"), torch.device("cpu"))
+
+
+def test_a_model_trained_channels_last_leaves_in_the_default_layout():
+    conv = nn.Conv2d(3, 4, 3)
+    images = torch.utils.data.DataLoader(torch.rand(4, 3, 8, 8), batch_size=2)
+    train(conv, lambda m, x: {"loss": m(x).pow(2).mean()}, images, TrainConfig(steps=1, channels_last=True),
+          progress=False)
+    assert conv.weight.is_contiguous()
+
+
+def test_signature_ignores_where_and_how_often_but_not_what():
+    base = TrainSetup(steps=10)
+    assert base.signature() == {**{k: getattr(base, k) for k in ("steps", "crop", "batch", "lr", "quantizer",
+                                                                 "rate_warmup", "latent_dropout", "workers",
+                                                                 "val_every", "log_every", "seed")}, "device": None}
+    same = TrainSetup(steps=10, device="cuda", checkpoint_every_s=5, checkpoint_every_steps=2)
+    assert same.signature() == base.signature()
+    assert TrainSetup(steps=10, amp="bf16").signature() == {**base.signature(), "amp": "bf16"}
+    assert TrainSetup(steps=10, optimizer="adamw").signature() != base.signature()
 
 
 def test_time_based_checkpoints_are_written_during_the_run(tmp_path):

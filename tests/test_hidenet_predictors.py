@@ -11,12 +11,11 @@ import torch
 
 from hyreslib import ans
 from hyreslib.data import embedded
-from hyreslib.engine import TrainConfig, train
+from hyreslib.engine import TrainConfig, TrainSetup, train
 from hyreslib.hidenet import entropy
 from hyreslib.hidenet.codec import predictor_fingerprint
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor, UNetLikeLite, build_predictor, half_sample_cubic
 from hyreslib.hidenet.training import (
-    TrainSetup,
     level_pairs,
     load_predictor,
     rate_step,
@@ -127,8 +126,8 @@ def test_rate_loss_counts_every_odd_pixel_and_training_lowers_it():
 
 
 def test_train_predictor_validates_and_logs(tmp_path):
-    setup = TrainSetup(steps=2, crop=32, batch=2, levels=3, val_crop=48)
-    hist = train_predictor(CNNP(4, 3), embedded("train").subset(2), embedded("validation"), setup,
+    setup = TrainSetup(steps=2, crop=32, batch=2, workers=0)
+    hist = train_predictor(CNNP(4, 3), embedded("train").subset(2), embedded("validation"), setup, val_crop=48,
                            log_csv=tmp_path / "log.csv", progress=False)
     assert hist.val_rows and {"val_psnr_l0", "val_ssim_l0", "val_bpsp_l2"} <= set(hist.val_rows[-1])
     assert (tmp_path / "log.csv").is_file()

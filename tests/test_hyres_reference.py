@@ -8,10 +8,11 @@ import torch
 
 from hyreslib import data
 from hyreslib.container import CorruptStreamError
+from hyreslib.engine import TrainSetup
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, bitstream
 from hyreslib.hyres.codec import NO_BASE
 from hyreslib.hyres.reference import ReferenceCodec, bmshj2018
-from hyreslib.hyres.stages import Budget, train_reference
+from hyreslib.hyres.stages import train_reference
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_a_jpeg_chunk_in_a_file_without_base_is_refused(photo):
 
 def test_bmshj2018_trains_on_the_engine_and_round_trips_real_bytes(photo):
     images = data.embedded("train")
-    budget = Budget(steps=3, crop=64, batch=2, lr=1e-3, workers=0, log_every=1)
+    budget = TrainSetup(steps=3, crop=64, batch=2, lr=1e-3, workers=0, log_every=1)
     codec, hist = train_reference(0.01, 16, 24, images, data.embedded("validation").subset(1), budget)
     assert len(hist.rows) == 3 and hist.best_state is not None
     blob = codec.encode(photo)

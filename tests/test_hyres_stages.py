@@ -1,24 +1,27 @@
-"""Training stages: λ phases chain and keep their best validated weights, refinement trains only the
-refiner, on exactly what the decoder feeds it, and leaves the bitstream unchanged."""
+"""Training stages: λ phases chain and keep their best validated weights, the λ schedule reuses,
+resumes and chains its phases, every stage hands every training option to the engine, refinement
+trains only the refiner, on exactly what the decoder feeds it, and leaves the bitstream unchanged."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 import torch
 from torch import nn
 
-from hyreslib import data
+from hyreslib import data, engine
+from hyreslib.checkpoint import load_checkpoint
+from hyreslib.engine import TrainSetup
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, stages
-from hyreslib.hyres.stages import (Budget, load_finished, make_refine_step, make_refine_val, next_phase_model,
+from hyreslib.hyres.stages import (load_finished, make_refine_step, make_refine_val, next_phase_model,
                                    phase_signature, train_refine, train_residual)
 from hyreslib.hyres.train import JpegBase
 from hyreslib.images import center_crop
 
 TINY = ResidualConfig(N=16, M=24, depth=4, scale_levels=64)
-BUDGET = Budget(steps=3, crop=64, batch=2, lr=1e-3, workers=0, log_every=1)
+BUDGET = TrainSetup(steps=3, crop=64, batch=2, lr=1e-3, workers=0, log_every=1)
 SETTINGS = JpegSettings(quality=5)
 
 
@@ -160,3 +163,82 @@ def test_refiner_trains_and_validates_on_what_the_decoder_feeds_it():
     recorder = _Recorder()
     make_refine_val(copy.deepcopy(residual), val_images, SETTINGS, "cpu")(recorder)
     torch.testing.assert_close(recorder.seen[0], decoded, rtol=0, atol=1e-5)
+
+
+# --- one training configuration: every engine option reaches the engine -------------------------
+OPTIONS = dict(amp="bf16", channels_last=True, checkpoint_every_s=123.0, checkpoint_every_steps=7)
+
+
+def _engine_configs(monkeypatch) -> list:
+    """The configurations the engine is given (through :func:`engine.resolve`, which every run calls)."""
+    seen = []
+    real = engine.resolve
+
+    def spy(cfg, device):
+        seen.append(cfg)
+        return real(cfg, device)
+
+    monkeypatch.setattr(engine, "resolve", spy)
+    return seen
+
+
+def test_every_stage_hands_every_option_to_the_engine(phase1, images, monkeypatch):
+    """AMP, channels_last and the checkpoint interval (and every other engine field) reach the engine
+    unchanged from each stage; with bf16 and channels_last the real models train on a CPU."""
+    from hyreslib.hidenet.predictors import CNNP
+    from hyreslib.hidenet.training import train_predictor
+
+    seen = _engine_configs(monkeypatch)
+    setup = replace(BUDGET, steps=1, **OPTIONS)
+    train, val = images
+    train_residual(ResidualCodec(TINY), 0.045, SETTINGS, train, val, setup, desc="amp")
+    stages.train_reference(0.045, 8, 8, train, val, setup)
+    train_refine(phase1[0], train, val, setup, perceptual=None, alpha=0.0, width=8)
+    train_predictor(CNNP(4, 3), train, val, replace(setup, crop=32), val_crop=48, progress=False)
+    engine_fields = [f.name for f in fields(engine.TrainConfig)]
+    assert len(seen) == 4
+    for cfg in seen:
+        assert {k: getattr(cfg, k) for k in engine_fields} == {k: getattr(setup, k) for k in engine_fields}
+
+
+# --- the λ schedule ----------------------------------------------------------------------------
+def _schedule(images, out, **kw):
+    train, val = images
+    reported = []
+    kw = {"first_setup": replace(BUDGET, steps=4), "on_phase": reported.append, **kw}
+    done = stages.run_schedule([0.045, 0.016], [SETTINGS, replace(SETTINGS, quality=20)], train, val, BUDGET, out,
+                               lambda: ResidualCodec(TINY), **kw)
+    return done, reported
+
+
+def test_schedule_chains_phases_reuses_finished_ones_and_retrains_what_changed(images, tmp_path):
+    done, reported = _schedule(images, tmp_path)
+    assert [p.index for p in done] == [1, 2] and reported == done
+    assert [len(p.history.rows) for p in done] == [4, 3]  # phase 1 from scratch with first_setup
+    assert [p.codec.jpeg.quality for p in done] == [5, 20]  # per-phase base quality
+    signatures = [load_checkpoint(tmp_path / f"phase{k}" / "codec.ckpt")["extra"]["signature"] for k in (1, 2)]
+    assert signatures[0]["start"] == "scratch" and signatures[1]["start"] == done[0].codec.fingerprint.hex()
+    assert signatures[1]["lmbda"] == 0.016 and signatures[1]["budget"]["steps"] == 3
+
+    again, _ = _schedule(images, tmp_path)  # same settings: nothing is trained
+    assert all(p.history is None and p.origin.startswith("reused") for p in again)
+    assert [p.codec.fingerprint for p in again] == [p.codec.fingerprint for p in done]
+
+    changed, _ = _schedule(images, tmp_path, first_setup=replace(BUDGET, steps=4, lr=2e-3))
+    assert all(p.history is not None for p in changed)  # phase 1 changed, so phase 2 starts elsewhere
+    assert changed[1].codec.fingerprint != done[1].codec.fingerprint
+
+
+def test_schedule_starts_from_a_given_first_phase_and_resumes_an_interrupted_one(images, phase1, tmp_path):
+    given = stages.Phase(1, 0.045, phase1[0], tmp_path / "given.ckpt", "given")
+    done, reported = _schedule(images, tmp_path, first=given)
+    assert done[0] is given and reported == done and done[1].history is not None
+    sig = load_checkpoint(tmp_path / "phase2" / "codec.ckpt")["extra"]["signature"]
+    assert sig["start"] == phase1[0].fingerprint.hex()
+    (tmp_path / "phase2" / "codec.ckpt").unlink()  # as if interrupted after the last training state
+    assert len(list((tmp_path / "phase2").glob("train_state-*.pt"))) == 1
+    resumed, _ = _schedule(images, tmp_path, first=given)
+    assert resumed[1].history.resumed_from == 3 and "resumed from step 3" in resumed[1].origin
+    assert resumed[1].codec.fingerprint == done[1].codec.fingerprint
+    with pytest.raises(ValueError, match="base settings"):
+        stages.run_schedule([0.045], [], *images, BUDGET, tmp_path, lambda: ResidualCodec(TINY))

@@ -7,14 +7,15 @@ import pytest
 
 from hyreslib import data
 from hyreslib.data import ImageSet
+from hyreslib.engine import TrainSetup
 from hyreslib.hyres import study
-from hyreslib.hyres.stages import Budget
 
 
 @pytest.fixture(scope="module")
 def rows():
     setup = study.StudySetup(lambdas=(0.05, 0.005), base_qualities=(30, 5), N=8, M=8,
-                             budget=Budget(steps=4, crop=64, batch=2, lr=1e-3, workers=0, val_every=2, log_every=2))
+                             budget=TrainSetup(steps=4, crop=64, batch=2, lr=1e-3, workers=0, val_every=2,
+                                               log_every=2))
     images = data.embedded("test").subset(1)
     return study.run(setup, data.embedded("train"), data.embedded("validation"), {"test": images})
 
@@ -53,7 +54,7 @@ def test_bd_by_step_matches_bd_rate_on_a_known_shift():
 
 
 def test_setup_is_checked():
-    b = Budget(steps=1)
+    b = TrainSetup(steps=1)
     with pytest.raises(ValueError, match="one base quality per"):
         study.StudySetup(lambdas=(0.1, 0.2), base_qualities=(5,), budget=b)
     with pytest.raises(ValueError, match="unknown study variants"):

@@ -110,6 +110,30 @@ def test_every_profile_sets_every_budget(profile):
             assert not same, f"profile 'full' keeps the quick default of {stem}'s {same}"
 
 
+def test_smoke_caps_every_budget_of_the_full_profile_but_never_a_model_shape():
+    """``hyres run --smoke`` must run the profile's models (so it checks the paper-scale code path) and
+    no paper-scale budget (so it ends in minutes): each cap is declared, below the full value, and
+    every budget parameter that is not a shape is capped."""
+    from hyreslib.profiles import BUDGET_PARAMS, PROFILES, SHAPE_PARAMS, SMOKE
+
+    by_stem = {p.stem: p for p in NOTEBOOKS}
+    for stem, caps in SMOKE.items():
+        declared = pm.inspect_notebook(str(by_stem[stem]))
+        assert set(caps) <= set(declared), f"SMOKE caps {sorted(set(caps) - set(declared))} that {stem} lacks"
+        assert not set(caps) & set(SHAPE_PARAMS), f"SMOKE changes {stem}'s model shape"
+        for name, cap in caps.items():
+            full = PROFILES["full"].get(stem, {}).get(name, ast.literal_eval(declared[name]["default"]))
+            if isinstance(cap, list):
+                assert len(cap) <= len(full), f"{stem}.{name}: {cap} is longer than the full {full}"
+            else:
+                counts = name.endswith("images")  # 0 images means all of them
+                assert (cap > 0 if counts else cap >= 0) and (full == 0 or cap <= full), \
+                    f"{stem}.{name}: {cap} does not cap {full}"
+    for stem, names in BUDGET_PARAMS.items():
+        uncapped = [n for n in names if n not in SHAPE_PARAMS and n not in SMOKE.get(stem, {})]
+        assert not uncapped, f"a smoke run would keep {stem}'s budget {uncapped}"
+
+
 def test_budget_params_cover_every_training_notebook():
     from hyreslib.profiles import BUDGET_PARAMS
 
@@ -117,3 +141,24 @@ def test_budget_params_cover_every_training_notebook():
         declared = set(pm.inspect_notebook(str(path)))
         if declared & {"steps", "test_images", "eval_images", "max_images"}:
             assert path.stem in BUDGET_PARAMS, f"{path.stem} has a budget but no BUDGET_PARAMS entry"
+
+
+TRAINING_OPTIONS = ("amp", "channels_last", "checkpoint_every_s")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_training_options_reach_every_train_setup(path):
+    """A notebook that trains declares the engine options (mixed precision, channels_last) and hands
+    each option it declares to every ``TrainSetup`` it builds, so a profile's value is not lost."""
+    nb = nbformat.read(path, as_version=4)
+    declared = set(pm.inspect_notebook(str(path)))
+    calls = [node for cell in nb.cells if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", [])
+             for node in ast.walk(ast.parse(cell.source))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TrainSetup"]
+    if not calls:
+        return
+    assert {"amp", "channels_last"} <= declared, f"{path.stem} trains but does not declare amp / channels_last"
+    for call in calls:
+        passed = {k.arg: getattr(k.value, "id", None) for k in call.keywords}
+        for name in declared & set(TRAINING_OPTIONS):
+            assert passed.get(name) == name, f"{path.stem}: TrainSetup(...) at line {call.lineno} drops {name}"

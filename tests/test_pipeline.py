@@ -91,3 +91,27 @@ def test_quick_pipeline_end_to_end(tmp_path):
     again = manifest.load(run_dir, "05_rd_curves")
     for name, content in rendered.items():
         assert again.artifact(name).read_bytes() == content, f"{name} differs when rendered again"
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_full_profile_smoke_run_trains_the_paper_scale_models_through_every_notebook(tmp_path):
+    """``hyres run --profile full --smoke``: the full profile's models and options with only budgets
+    capped, on the embedded images. ``04.alpha=0`` keeps it hermetic (no VGG16 download)."""
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    results = run_pipeline("full", overrides=[f"data_root={empty}", "04.alpha=0"], runs_root=tmp_path / "runs",
+                           smoke=True)
+    run_dir = tmp_path / "runs" / "full-smoke"
+    assert [r.name for r in results] == [p.stem for p in discover()]
+    assert set(manifest.available(run_dir)) == {p.stem for p in discover()}
+    assert {manifest.load(run_dir, p.stem).record["profile"] for p in discover()} == {"full-smoke"}
+    config = HyresCodec.load(manifest.load(run_dir, "02_residual_training").artifact("codec")).residual.config
+    assert (config.N, config.M) == (128, 192)
+    phases = manifest.load(run_dir, "03_lambda_phases").metrics["phases"]
+    assert [p["lambda"] for p in phases] == [0.045, 0.032] and all(p["latents_exact"] for p in phases)
+    assert phases[0]["origin"] == "the codec trained in 02_residual_training"
+    refine = manifest.load(run_dir, "04_refinement")
+    assert HyresCodec.load(refine.artifact("phase2_refined_codec")).refine.width == 64
+    assert all(p["bytes_unchanged"] for p in refine.metrics["phases"])
+    assert manifest.load(run_dir, "07_budget_study").record["params"]["N"] == 128

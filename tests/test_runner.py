@@ -97,6 +97,18 @@ def test_profile_values_reach_the_notebook_and_set_overrides_take_precedence(nbd
     assert "steps" not in build(path, "quick", tmp_path, {})  # quick: the notebook's own values
 
 
+def test_smoke_run_caps_the_profile_and_goes_to_its_own_folder(nbdir, tmp_path, monkeypatch):
+    monkeypatch.setitem(profiles.PROFILES, "full", {"00_a": {"steps": 7, "seed": 3}})
+    monkeypatch.setitem(profiles.SMOKE, "00_a", {"steps": 2})
+    write_nb(nbdir, "00_a", WRITE)
+    runner.run_pipeline("full", runs_root=tmp_path / "runs", notebooks_dir=nbdir, smoke=True)
+    record = manifest.load(tmp_path / "runs" / "full-smoke", "00_a").record
+    assert record["params"] == {"steps": 2} and record["seed"] == 3 and record["profile"] == "full-smoke"
+    assert not (tmp_path / "runs" / "full").exists()  # never where the profile's own run (and figures) go
+    path = nbdir / "00_a.ipynb"
+    assert runner.build_parameters(path, "full", tmp_path, runner.parse_overrides(["steps=5"]), smoke=True)["steps"] == 5
+
+
 def test_cli_exit_code_is_nonzero_on_bad_parameter(capsys):
     from hyreslib.cli import main
 

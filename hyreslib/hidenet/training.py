@@ -7,22 +7,21 @@ closed-loop decoding reproduces them), and it trains the mean and the scale toge
     crop (B,3,S,S) in [0,1] -> pixels 0..255 (G,R,B) -> for each level: even, odd = split
         -> predictor(even, odd teacher-forced) -> mean, scale -> bits(odd) -> sum / (B*3*S*S)
 
-The loop itself is :func:`hyreslib.engine.train` (AdamW, cosine annealing, gradient clipping,
-tqdm, CSV log); validation (per-level rate, PSNR and per-image SSIM of the predictions on
-validation images) picks the weights that are kept.
+The loop itself is :func:`hyreslib.engine.train` with the caller's :class:`~hyreslib.engine.TrainSetup`
+(notebook 01: AdamW, cosine annealing); validation (per-level rate, PSNR and per-image SSIM of the
+predictions on validation images) picks the weights that are kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..data import ImageSet, crop_loader
-from ..engine import History, TrainConfig, train
+from ..engine import History, TrainSetup, train
 from .entropy import laplace_bits
 from .predictors import Predictor, build_predictor, to_coding_order
 from .split import orient, split_axis, split_once
@@ -66,36 +65,20 @@ def rate_step(levels: int):
     return step
 
 
-@dataclass
-class TrainSetup:
-    steps: int
-    crop: int = 128
-    batch: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    levels: int = 8
-    val_every: int = 0
-    val_crop: int | None = 256      # centre crop of validation images (None: whole images)
-    device: str = "cpu"
-    seed: int = 0
-    workers: int = 0
-
-
 def train_predictor(model: Predictor, train_images: ImageSet, val_images: ImageSet, setup: TrainSetup,
-                    log_csv: str | Path | None = None, progress: bool = True, desc: str = "predictor") -> History:
-    """Train ``model`` in place with AdamW + cosine annealing; keeps the best validated weights."""
+                    val_crop: int | None = 256, log_csv: str | Path | None = None, progress: bool = True,
+                    desc: str = "predictor") -> History:
+    """Train ``model`` in place on the rate of its ``model.levels`` levels; keeps the best validated
+    weights (validation on ``val_crop`` centre crops, None: whole images)."""
     from .evaluate import prediction_quality
 
     loader = crop_loader(train_images, setup.crop, setup.batch, seed=setup.seed, workers=setup.workers)
-    cfg = TrainConfig(steps=setup.steps, lr=setup.lr, optimizer="adamw", weight_decay=setup.weight_decay,
-                      schedule="cosine", clip_norm=1.0, log_every=max(1, setup.steps // 50),
-                      val_every=setup.val_every, device=setup.device)
 
     def validate(m: Predictor) -> dict[str, float]:
-        q = prediction_quality(m, val_images, setup.levels, crop=setup.val_crop)
+        q = prediction_quality(m, val_images, m.levels, crop=val_crop)
         return {"loss": q["bpsp"], **{f"val_{k}": v for k, v in q.items() if k != "bpsp"}}
 
-    hist = train(model, rate_step(setup.levels), loader, cfg, val_fn=validate, log_csv=log_csv,
+    hist = train(model, rate_step(model.levels), loader, setup, val_fn=validate, log_csv=log_csv,
                  progress=progress, desc=desc)
     if hist.best_state is not None:
         model.load_state_dict(hist.best_state)

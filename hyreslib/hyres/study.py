@@ -27,12 +27,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import ImageSet
+from ..engine import TrainSetup
 from ..metrics import bd_rate, bpp, psnr
 from .codec import NO_BASE, HyresCodec, JpegSettings
 from .evaluate import evaluate, jpeg_curve, summarize
 from .reference import ReferenceCodec, bmshj2018
 from .residual import ResidualCodec, ResidualConfig
-from .stages import Budget, train_reference, train_residual
+from .stages import train_reference, train_residual
 from .train import finalize
 
 VARIANTS = ("residual", "conditional", "learned", "bmshj2018")
@@ -45,7 +46,7 @@ class StudySetup:
 
     lambdas: tuple[float, ...]
     base_qualities: tuple[int, ...]   # one per λ, for the hybrids
-    budget: Budget
+    budget: TrainSetup
     N: int = 32
     M: int = 48
     depth: int = 4
@@ -68,7 +69,7 @@ class StudySetup:
                               residual_gain=1.0 if variant == "learned" else ResidualConfig.residual_gain)
 
 
-def _snapshot_steps(budget: Budget, count: int) -> list[int]:
+def _snapshot_steps(budget: TrainSetup, count: int) -> list[int]:
     """The steps at which the engine validated (every ``val_every`` steps, and at the end)."""
     every = budget.val_every or budget.steps
     return [min((k + 1) * every, budget.steps) for k in range(count)]
