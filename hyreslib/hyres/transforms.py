@@ -18,6 +18,8 @@ from compressai.layers import GDN, AttentionBlock, conv3x3
 from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
+from .fixed_point import FixedPointSequential
+
 
 class SpatialAttention(nn.Module):
     """Reweights positions by a map computed from the channel-wise mean and max (CBAM style).
@@ -95,6 +97,16 @@ def hyper_synthesis(N: int, M: int) -> nn.Sequential:
     return nn.Sequential(deconv(N, N, kernel_size=5, stride=2), nn.LeakyReLU(inplace=True),
                          deconv(N, mid, kernel_size=5, stride=2), nn.LeakyReLU(inplace=True),
                          conv3x3(mid, 2 * M))
+
+
+def integer_hyper_synthesis(N: int, M: int) -> FixedPointSequential:
+    """h_s of the integer parse: z_hat -> 3M channels, M scale-table positions then 2M side
+    parameters, evaluated in exact integer arithmetic when coding (ReLU, not LeakyReLU: an
+    integer max is exact and needs no rounding)."""
+    mid = N * 3 // 2
+    return FixedPointSequential(deconv(N, N, kernel_size=5, stride=2), nn.ReLU(),
+                                deconv(N, mid, kernel_size=5, stride=2), nn.ReLU(),
+                                conv3x3(mid, 3 * M))
 
 
 def pad_multiple(depth: int) -> int:
