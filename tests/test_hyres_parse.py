@@ -138,15 +138,29 @@ def test_float_parse_loses_the_parse_when_a_scale_moves():
     assert torch.equal(out["symbols"], int_coded["symbols"])
 
 
+class _WrongScales(nn.Module):
+    """Entropy parameters whose float scales are noise."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params = self.inner(x)
+        return torch.cat([torch.rand_like(params[:, :M]) * 50, params[:, M:]], dim=1)
+
+
 def test_scale_indexes_come_from_z_alone(integer_model, coded):
-    """Whatever the context and the base features say, the indexes stay those of z: a decoder
-    whose mean net is wrong altogether still parses (it just reconstructs a different picture)."""
+    """Whatever the float nets say, the indexes stay those the integer path computes from z: a
+    decoder whose float scales, mean net and context are wrong altogether still parses (it just
+    reconstructs a different picture)."""
     broken = copy.deepcopy(integer_model)
     with torch.no_grad():
         for p in broken.checkerboard.entropy_parameters.parameters():
             p.normal_()
         for p in broken.checkerboard.context_prediction.parameters():
             p.normal_()
+    broken.checkerboard.entropy_parameters = _WrongScales(broken.checkerboard.entropy_parameters)
     out = broken.decompress(coded["strings"], SIZE, SIZE)
     assert torch.equal(out["symbols"], coded["symbols"])
     assert not torch.equal(out["y_hat"], coded["y_hat"])
