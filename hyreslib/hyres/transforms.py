@@ -4,6 +4,7 @@ Shapes for an input of H x W (both multiples of :func:`pad_multiple`)::
 
     r (3, H, W) --g_a--> y (M, H/2^d, W/2^d) --h_a--> z (N, H/2^(d+2), W/2^(d+2))
     z_hat --h_s--> side params (2M, H/2^d, W/2^d)          y_hat --g_s--> r_hat (3, H, W)
+    (integer parse: h_s gives 3M channels, M scale-table positions before the 2M side params)
 
 ``d`` is the depth (number of stride-2 stages, 4 at paper scale: y at 1/16, z at 1/64). Attention
 sits where Cheng et al. (2020) put it, after the middle stage and at the latent, and each
