@@ -14,8 +14,12 @@ synthesises from a zero latent: for a base-conditioned model, what the base alon
 2 ``base-only`` (chunks 2-4 empty; the picture is the JPEG base itself, refined when the decoder
 has a refiner: without one a file is never worse than its base).
 
-Version 2 (this one) codes the strings with the bounds-checked coder of :mod:`hyreslib.ans`;
-version 1 files (CompressAI's rANS, whose decoder a crafted string can crash) are refused.
+Versions. 2 codes the strings with the bounds-checked coder of :mod:`hyreslib.ans` (float parse:
+the coding-table indexes of y come from floating-point entropy parameters, so a file decodes on
+the encoder's device type); 3 is the same layout written by an integer-parse model (those indexes
+are computed in integer arithmetic from z, see :mod:`.residual`: the file decodes on any device).
+The version says which a file needs, and the decoder refuses a file of the other kind. Version 1
+files (CompressAI's rANS, whose decoder a crafted string can crash) are refused.
 
 What the checks promise. The container's CRC-32 catches accidental damage: a flipped bit or a
 truncated file. The content CRC covers everything that shapes the picture: the integer symbols
@@ -39,7 +43,9 @@ from ..jpeg import SUBSAMPLING
 from ..limits import MAX_SIDE
 
 MAGIC = b"HYR1"
-VERSION = 2
+VERSION = 2                                  # files of float-parse models
+VERSIONS = {"float": VERSION, "integer": 3}  # by the model's parse (ResidualConfig.parse)
+_PARSES = {v: k for k, v in VERSIONS.items()}
 CHUNKS = ("header", "jpeg", "z", "y_anchor", "y_non_anchor")
 STRINGS = CHUNKS[2:]
 FINGERPRINT_BYTES = 8
@@ -58,13 +64,14 @@ class Header:
     fingerprint: bytes
     content_crc: int
     mode: str = "latent"
+    parse: str = "float"  # written as the container version, not in the header chunk
 
     def to_bytes(self) -> bytes:
         return _HEADER.pack(self.width, self.height, self.jpeg_quality, SUBSAMPLING[self.subsampling],
                             MODES.index(self.mode), self.fingerprint, self.content_crc)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Header:
+    def from_bytes(cls, data: bytes, parse: str = "float") -> Header:
         if len(data) != _HEADER.size:
             raise CorruptStreamError(f"HyRES header has {len(data)} bytes, expected {_HEADER.size}")
         width, height, quality, sub, mode, fp, crc = _HEADER.unpack(data)
@@ -74,14 +81,14 @@ class Header:
             raise CorruptStreamError(f"HyRES header gives an invalid JPEG setting (quality {quality}, code {sub})")
         if mode >= len(MODES):
             raise CorruptStreamError(f"HyRES header gives an unknown coding mode {mode}")
-        return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc, MODES[mode])
+        return cls(width, height, quality, _SUBSAMPLING_NAMES[sub], fp, crc, MODES[mode], parse)
 
 
 def write(header: Header, jpeg: bytes, strings: dict[str, bytes]) -> bytes:
     """Serialise one coded image."""
     if len(header.fingerprint) != FINGERPRINT_BYTES:
         raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes")
-    return pack(MAGIC, VERSION, [header.to_bytes(), jpeg, *(strings[k] for k in STRINGS)])
+    return pack(MAGIC, VERSIONS[header.parse], [header.to_bytes(), jpeg, *(strings[k] for k in STRINGS)])
 
 
 def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
@@ -91,11 +98,11 @@ def read(data: bytes) -> tuple[Header, dict[str, bytes]]:
     """
     if bytes(data[:4]) == MAGIC and len(data) > 4 and data[4] < VERSION:
         raise CorruptStreamError(f"HyRES file of format version {data[4]} (an older build's rANS coder); this build "
-                                 f"reads version {VERSION}: re-encode the image")
-    _, chunks = unpack(data, MAGIC, [VERSION], what="HyRES file")
+                                 f"reads versions {VERSION} and {VERSIONS['integer']}: re-encode the image")
+    version, chunks = unpack(data, MAGIC, list(_PARSES), what="HyRES file")
     if len(chunks) != len(CHUNKS):
         raise CorruptStreamError(f"HyRES file has {len(chunks)} chunks, expected {len(CHUNKS)}")
-    header = Header.from_bytes(chunks[0])
+    header = Header.from_bytes(chunks[0], _PARSES[version])
     parts = dict(zip(CHUNKS[1:], chunks[1:]))
     if header.jpeg_quality == 0 and parts["jpeg"]:
         raise CorruptStreamError("HyRES file without a base layer (quality 0) carries a JPEG chunk")

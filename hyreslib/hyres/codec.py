@@ -15,7 +15,10 @@ Decoding rebuilds ``base`` from the JPEG bytes with the same CPU decoder, decode
 the final image: ``clamp(refine(base + r_hat), 0, 1)``.
 
 The encoder and the decoder run the same code on the same padded shapes, so on one device the
-decoder rebuilds bit-for-bit the latent the encoder coded. The file stores a CRC of everything
+decoder rebuilds bit-for-bit the latent the encoder coded. A model with the integer parse
+(``ResidualConfig(parse="integer")``, files of version 3) computes every coding-table index in
+integer arithmetic, so its files parse to the same symbols on any device; only the float
+synthesis (and the means) may then differ slightly. The file stores a CRC of everything
 that shapes the picture (z and y symbols, JPEG base pixels; see :mod:`.bitstream` for what it
 promises and what it does not), which the decoder checks: decoding that lost sync (entropy
 parameters computed differently on another device) or an altered string fails loudly instead of
@@ -203,6 +206,7 @@ class HyresCodec:
         out = self.residual.compress_latent(self.residual.analyse(self._residual_input(x, base), cond), feats)
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
+                        parse=self.residual.config.parse,
                         content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
         if mode is None and self.lmbda is None:
             mode = "latent"
@@ -254,6 +258,9 @@ class HyresCodec:
     def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
         """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
+        if header.parse != self.residual.config.parse:
+            raise CorruptStreamError(f"this file was written with the {header.parse} parse; the loaded model "
+                                     f"codes with the {self.residual.config.parse} parse")
         if header.fingerprint != self.fingerprint:
             raise CorruptStreamError(f"this file was made with another model (fingerprint {header.fingerprint.hex()}; "
                                      f"the loaded model is {self.fingerprint.hex()})")
@@ -267,10 +274,11 @@ class HyresCodec:
         feats = self.residual.features(self._cond(base, header.jpeg_quality))
         y_hat, z_symbols, symbols = self._decode_latent(header, parts, feats)
         if content_crc(z_symbols, symbols, base) != header.content_crc:
-            raise LatentMismatchError("decoded symbols or base pixels differ from the encoder's (content CRC "
-                                      "mismatch): the file was altered, or this device computes the entropy parameters "
-                                      f"differently from the encoder's ({self.device}); decode on the device type "
-                                      "that encoded it")
+            cause = ("the file was altered" if self.residual.config.integer_parse else
+                     "the file was altered, or this device computes the entropy parameters differently from the "
+                     f"encoder's ({self.device}); decode on the device type that encoded it")
+            raise LatentMismatchError(f"decoded symbols or base pixels differ from the encoder's (content CRC "
+                                      f"mismatch): {cause}")
         return Decoded(self._picture(header.mode, base, y_hat, feats, self.refine), base, y_hat)
 
     def _decode_base(self, header: Header, jpeg_bytes: bytes) -> Tensor:

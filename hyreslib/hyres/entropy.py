@@ -29,6 +29,13 @@ def scale_table(levels: int, scale_min: float = SCALE_MIN, scale_max: float = SC
     return [math.exp(math.log(scale_min) + i * step) for i in range(levels)]
 
 
+def position_scales(position: Tensor, levels: int) -> Tensor:
+    """The scale at a continuous position of the default ``levels``-scale table (position ``i``:
+    its ``i``-th scale; rounding the position picks the nearest table scale in log space)."""
+    step = (math.log(SCALE_MAX) - math.log(SCALE_MIN)) / (levels - 1)
+    return torch.exp(math.log(SCALE_MIN) + position * step)
+
+
 class NearestScaleGaussianConditional(GaussianConditional):
     """:class:`GaussianConditional` that indexes its table by the nearest scale in log space."""
 

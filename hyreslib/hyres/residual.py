@@ -19,6 +19,22 @@ coded with the bounds-checked coder of :mod:`hyreslib.ans`) and writes one strin
 over its own half of the latent; it also returns the integer symbols of y and z, which the file
 format checksums. ``decompress`` returns the residual unclamped.
 
+With ``parse="integer"`` (files of version 3, see :mod:`.bitstream`) nothing that decides which
+symbols are read depends on floating point: ``h_s`` is a :class:`.fixed_point.FixedPointSequential`
+whose first M output channels are positions in the scale table, computed in int64 from the integer
+z symbols (the same indexes on every device), and the checkerboard context predicts means only::
+
+    z symbols --h_s in int64--> [positions (M), side (2M)] --round, clamp--> scale indexes of BOTH passes
+    [context, side, base features] --float net--> means (anchors: zero context)
+
+A float difference on another device (thread count, GPU, float64) can move a mean, so the
+reconstruction ``symbol + mean`` may differ slightly, but never a table index, so the strings
+parse identically and the symbols (and the file's content CRC) are bit-identical. The coding
+tables themselves are built from floats (CompressAI's ``update``: the bottleneck's density net,
+``erfc``), so the integer parse keeps them as stored in the checkpoint (with a digest of the
+weights they were built from, see :meth:`ResidualCodec.update`) instead of rebuilding them on
+every machine.
+
 With ``conditioning="base"`` the decoded JPEG base and its quality (``cond``, made by
 :func:`.conditioning.side_input`) also feed g_a, the entropy parameters and g_s (see
 :mod:`.conditioning`); every method then takes ``cond`` beside the residual or the strings.
@@ -26,6 +42,7 @@ With ``conditioning="base"`` the decoded JPEG base and its quality (``cond``, ma
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -40,12 +57,14 @@ from torch import Tensor, nn
 
 from .. import ans
 from .conditioning import SIDE_CHANNELS, BasePyramid, ConditionalSynthesis
-from .entropy import NearestScaleGaussianConditional
+from .entropy import NearestScaleGaussianConditional, position_scales
 from .entropy import scale_table as make_scale_table
-from .transforms import analysis, hyper_analysis, hyper_synthesis, pad_multiple, synthesis
+from .fixed_point import FRAC_BITS, round_half_up
+from .transforms import analysis, hyper_analysis, hyper_synthesis, integer_hyper_synthesis, pad_multiple, synthesis
 
 QUANTIZERS = ("ste", "noise")
 CONDITIONINGS = ("none", "base")
+PARSES = ("float", "integer")
 
 
 @dataclass(frozen=True)
@@ -63,17 +82,31 @@ class ResidualConfig:
     # "none": the seed's residual coding; "base": the decoded JPEG base and its quality also feed
     # g_a, the entropy parameters and g_s (conditional residual coding, see .conditioning).
     conditioning: str = "none"
+    # "float": scales and means from float nets (decode on the encoder's device type); "integer":
+    # scale indexes from z in exact integer arithmetic, context for means only (decode anywhere).
+    parse: str = "float"
 
     def __post_init__(self) -> None:
         if self.conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}")
+        if self.parse not in PARSES:
+            raise ValueError(f"parse must be one of {PARSES}, got {self.parse!r}")
 
     @property
     def conditional(self) -> bool:
         return self.conditioning == "base"
 
+    @property
+    def integer_parse(self) -> bool:
+        return self.parse == "integer"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings; ``parse`` only when not the default, so that models made before it existed
+        keep their checkpoints' configs and their files' fingerprints."""
+        d = asdict(self)
+        if not self.integer_parse:
+            del d["parse"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResidualConfig:
@@ -83,13 +116,30 @@ class ResidualConfig:
         return cls(**d)
 
 
-def _entropy_parameters(M: int, extra: int = 0) -> nn.Sequential:
+def _entropy_parameters(M: int, extra: int = 0, out: int | None = None) -> nn.Sequential:
     """Pointwise (1x1) net from [context (2M), side params (2M), base features (``extra``)] to
-    (scales, means); pointwise is what lets the checkerboard codec evaluate it on each half of
-    the latent separately."""
+    (scales, means) (``out`` channels, 2M by default); pointwise is what lets the checkerboard
+    codec evaluate it on each half of the latent separately."""
     return nn.Sequential(conv1x1(4 * M + extra, 10 * M // 3), nn.LeakyReLU(inplace=True),
                          conv1x1(10 * M // 3, 8 * M // 3), nn.LeakyReLU(inplace=True),
-                         conv1x1(8 * M // 3, 2 * M))
+                         conv1x1(8 * M // 3, 2 * M if out is None else out))
+
+
+class MeansFromContext(nn.Module):
+    """Entropy parameters of the integer parse, on [context (2M), positions (M), side (2M), base
+    features]: the scales are the table positions of the integer h_s alone (the same for both
+    checkerboard passes), the means come from everything else through the float net."""
+
+    def __init__(self, M: int, extra: int, levels: int):
+        super().__init__()
+        self.M, self.levels = M, levels
+        self.means = _entropy_parameters(M, extra, out=M)
+
+    def forward(self, x: Tensor) -> Tensor:
+        M = self.M
+        # positions past the table's end are coded with its last scale
+        scales = position_scales(x[:, 2 * M:3 * M].clamp(max=self.levels - 1), self.levels)
+        return torch.cat([scales, self.means(torch.cat([x[:, :2 * M], x[:, 3 * M:]], dim=1))], dim=1)
 
 
 class ResidualCodec(CompressionModel):
@@ -102,16 +152,24 @@ class ResidualCodec(CompressionModel):
         self.g_a = analysis(N, M, depth, in_channels=3 + (SIDE_CHANNELS if config.conditional else 0))
         self.g_s = ConditionalSynthesis(N, M, depth) if config.conditional else synthesis(N, M, depth)
         self.base_pyramid = BasePyramid(N, depth) if config.conditional else None
+        extra = N if config.conditional else 0
+        integer = config.integer_parse
         self.latent_codec = HyperpriorLatentCodec(latent_codec={
             "y": CheckerboardLatentCodec(
                 latent_codec={"y": GaussianConditionalLatentCodec(
                     gaussian_conditional=NearestScaleGaussianConditional(), quantizer="ste")},
-                entropy_parameters=_entropy_parameters(M, N if config.conditional else 0),
+                entropy_parameters=(MeansFromContext(M, extra, config.scale_levels) if integer
+                                    else _entropy_parameters(M, extra)),
                 context_prediction=CheckerboardMaskedConv2d(M, 2 * M, kernel_size=5, stride=1, padding=2),
                 anchor_parity="even", forward_method="twopass"),
             "hyper": HyperLatentCodec(entropy_bottleneck=EntropyBottleneck(N), h_a=hyper_analysis(N, M),
-                                      h_s=hyper_synthesis(N, M), quantizer="ste"),
+                                      h_s=integer_hyper_synthesis(N, M) if integer else hyper_synthesis(N, M),
+                                      quantizer="ste"),
         })
+        if integer:
+            # SHA-256 of what the stored coding tables were built from (zeros: none built yet)
+            self.register_buffer("table_source", torch.zeros(32, dtype=torch.uint8))
+        self._z_medians: Tensor | None = None  # the integer parse's bottleneck medians, fixed by update()
         self.quantizer = "ste"
 
     @property
@@ -183,27 +241,73 @@ class ResidualCodec(CompressionModel):
         return {"r_hat": self.synthesise(y_hat, feats), "y_hat": y_hat, "likelihoods": lik}
 
     def update(self, scale_table=None, force: bool = False, update_quantiles: bool = False) -> bool:
-        """Build the coding tables (our finer scale table unless one is given)."""
+        """Build the coding tables (our finer scale table unless one is given).
+
+        With the integer parse, also derive h_s's integer weights and the bottleneck's integer
+        medians (exact, see :mod:`.fixed_point`), and build the tables only when the stored ones
+        were not built from these very weights (``table_source``): tables loaded from a checkpoint
+        are used as stored, even with ``force``, because rebuilding them from floats on another
+        machine could change a CDF entry and with it the parse. Training on, or loading other
+        weights, changes the digest and so rebuilds them.
+        """
         table = scale_table if scale_table is not None else make_scale_table(self.config.scale_levels)
         # The masked convolution zeroes its hidden taps in place on its first call; do it now so the
         # weights (and the fingerprint hashed from them) are final before anything is coded.
         ctx = self.checkerboard.context_prediction
         with torch.no_grad():
             ctx.weight.mul_(ctx.mask)
-        return super().update(scale_table=table, force=force, update_quantiles=update_quantiles)
+        if not self.config.integer_parse:
+            return super().update(scale_table=table, force=force, update_quantiles=update_quantiles)
+        source = self._table_source(scale_table)
+        stored = self.latent_codec.hyper.entropy_bottleneck._offset.numel() > 0 \
+            and self.checkerboard.y.gaussian_conditional._offset.numel() > 0
+        updated = False
+        if update_quantiles or not stored or not torch.equal(self.table_source.cpu(), source):
+            updated = super().update(scale_table=table, force=True, update_quantiles=update_quantiles)
+            self.table_source.copy_(self._table_source(scale_table))  # the quantiles may have moved
+        hyper = self.latent_codec.hyper
+        hyper.h_s.freeze()
+        medians = hyper.entropy_bottleneck.quantiles[:, 0, 1].detach().cpu().double()
+        self._z_medians = round_half_up(medians * (1 << FRAC_BITS)).long().view(1, -1, 1, 1)
+        return updated
 
-    def _two_passes(self, side: Tensor, code_pass: Callable[[int, Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    def _table_source(self, scale_table) -> Tensor:
+        """Digest of the inputs of the coding tables: the bottleneck's parameters and the scale table
+        (its setting, not its float values, which a machine's ``exp`` could change)."""
+        h = hashlib.sha256(repr((self.config.scale_levels, scale_table)).encode())
+        for name, p in sorted(self.latent_codec.hyper.entropy_bottleneck.named_parameters()):
+            h.update(name.encode() + p.detach().cpu().float().contiguous().numpy().tobytes())
+        return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8)
+
+    def _hyper_side(self, z_hat: Tensor, z_symbols: Tensor) -> tuple[Tensor, Tensor | None]:
+        """h_s's side parameters, and with the integer parse the scale indexes of y, computed in
+        int64 from the z symbols (float parse: None, the indexes come from the float scales)."""
+        h_s = self.latent_codec.hyper.h_s
+        if not self.config.integer_parse:
+            return h_s(z_hat), None
+        if self._z_medians is None:
+            raise ValueError("the integer parse has no integer weights: call update() first")
+        a = h_s.integer_forward(z_symbols.cpu().long() * (1 << FRAC_BITS) + self._z_medians)
+        M = self.config.M
+        indexes = ((a[:, :M] + (1 << (FRAC_BITS - 1))) >> FRAC_BITS).clamp(0, self.config.scale_levels - 1)
+        params = a.double() / (1 << FRAC_BITS)  # exact: |a| <= 2**20
+        return params.to(device=z_hat.device, dtype=z_hat.dtype), indexes.int().to(z_hat.device)
+
+    def _two_passes(self, side: Tensor, code_pass: Callable[[int, Tensor, Tensor], Tensor],
+                    indexes: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The checkerboard coding order, shared by encoder and decoder.
 
         Works on the two half-width tensors of the latent (CompressAI's ``unembed``), so each pass
         touches only its own positions. Pass 0 (anchors) sees a zero context; pass 1 sees the
         masked-conv context of the decoded anchors. ``code_pass(i, indexes, means)`` returns the
         integer symbols of half ``i`` (the encoder quantises and writes, the decoder reads).
-        Returns ``(y_hat, symbols)`` in the full layout.
+        The table ``indexes`` of the whole latent, when given (integer parse), replace those of
+        the float scales. Returns ``(y_hat, symbols)`` in the full layout.
         """
         cb = self.checkerboard
         gc = cb.y.gaussian_conditional
         side_halves = cb.unembed(side)
+        index_halves = None if indexes is None else cb.unembed(indexes)
         n, _, h, half_w = side_halves.shape[1:]
         M = self.config.M
         y_hat_halves = side.new_zeros((2, n, M, h, half_w))
@@ -214,7 +318,7 @@ class ResidualCodec(CompressionModel):
             else:
                 ctx = cb.unembed(cb.context_prediction(cb.embed(y_hat_halves)))[1]
             scales, means = cb.y._chunk(cb.entropy_parameters(cb.merge(ctx, side_halves[i])))
-            sym = code_pass(i, gc.build_indexes(scales), means).int()
+            sym = code_pass(i, gc.build_indexes(scales) if index_halves is None else index_halves[i], means).int()
             y_hat_halves[i] = gc.dequantize(sym, means)
             symbols.append(sym)
         return cb.embed(y_hat_halves), cb.embed(torch.stack(symbols))
@@ -235,7 +339,8 @@ class ResidualCodec(CompressionModel):
             strings.append(ans.encode_tensor(gc, symbols, indexes))
             return symbols
 
-        y_hat, symbols = self._two_passes(self._side(hyper.h_s(z_hat), feats), encode)
+        params, indexes = self._hyper_side(z_hat, z_symbols)
+        y_hat, symbols = self._two_passes(self._side(params, feats), encode, indexes)
         return {"strings": {"z": z_strings, "y_anchor": strings[0], "y_non_anchor": strings[1]},
                 "y_hat": y_hat, "symbols": symbols, "z_symbols": z_symbols}
 
@@ -264,7 +369,8 @@ class ResidualCodec(CompressionModel):
         def decode(i: int, indexes: Tensor, means: Tensor) -> Tensor:
             return ans.decode_tensor(gc, passes[i], indexes, ("y_anchor", "y_non_anchor")[i] + " string")
 
-        y_hat, symbols = self._two_passes(self._side(hyper.h_s(z_hat), feats), decode)
+        params, indexes = self._hyper_side(z_hat, z_symbols)
+        y_hat, symbols = self._two_passes(self._side(params, feats), decode, indexes)
         return {"y_hat": y_hat, "symbols": symbols, "z_symbols": z_symbols}
 
     def decompress(self, strings: dict[str, list[bytes]], height: int, width: int,

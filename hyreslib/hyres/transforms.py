@@ -4,6 +4,7 @@ Shapes for an input of H x W (both multiples of :func:`pad_multiple`)::
 
     r (3, H, W) --g_a--> y (M, H/2^d, W/2^d) --h_a--> z (N, H/2^(d+2), W/2^(d+2))
     z_hat --h_s--> side params (2M, H/2^d, W/2^d)          y_hat --g_s--> r_hat (3, H, W)
+    (integer parse: h_s gives 3M channels, M scale-table positions before the 2M side params)
 
 ``d`` is the depth (number of stride-2 stages, 4 at paper scale: y at 1/16, z at 1/64). Attention
 sits where Cheng et al. (2020) put it, after the middle stage and at the latent, and each
@@ -17,6 +18,8 @@ import torch
 from compressai.layers import GDN, AttentionBlock, conv3x3
 from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
+
+from .fixed_point import FixedPointSequential
 
 
 class SpatialAttention(nn.Module):
@@ -95,6 +98,16 @@ def hyper_synthesis(N: int, M: int) -> nn.Sequential:
     return nn.Sequential(deconv(N, N, kernel_size=5, stride=2), nn.LeakyReLU(inplace=True),
                          deconv(N, mid, kernel_size=5, stride=2), nn.LeakyReLU(inplace=True),
                          conv3x3(mid, 2 * M))
+
+
+def integer_hyper_synthesis(N: int, M: int) -> FixedPointSequential:
+    """h_s of the integer parse: z_hat -> 3M channels, M scale-table positions then 2M side
+    parameters, evaluated in exact integer arithmetic when coding (ReLU, not LeakyReLU: an
+    integer max is exact and needs no rounding)."""
+    mid = N * 3 // 2
+    return FixedPointSequential(deconv(N, N, kernel_size=5, stride=2), nn.ReLU(),
+                                deconv(N, mid, kernel_size=5, stride=2), nn.ReLU(),
+                                conv3x3(mid, 3 * M))
 
 
 def pad_multiple(depth: int) -> int:
