@@ -63,7 +63,7 @@ def prediction_quality(predictor: Predictor, images: Images, levels: int, crop: 
     ssims: list[list[float]] = [[] for _ in range(levels)]
     total = 0
     for _, img in images:
-        pixels = to_pixels(center_crop(img, crop).unsqueeze(0).to(dev))
+        pixels = to_pixels(center_crop(img, crop).unsqueeze(0).to(dev), predictor.colour)
         total += pixels.numel()
         for level, even, odd in level_pairs(pixels, levels):
             if odd.numel() == 0:

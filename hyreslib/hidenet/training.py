@@ -24,15 +24,16 @@ from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..data import ImageSet, crop_loader
 from ..engine import History, TrainConfig, train
 from .entropy import laplace_bits
-from .predictors import Predictor, build_predictor, to_coding_order
+from .colour import colour_space
+from .predictors import Predictor, build_predictor
 from .split import orient, split_axis, split_once
 
 CHECKPOINT_KIND = "hidenet-predictor"
 
 
-def to_pixels(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] RGB batch -> integer-valued float pixels in coding order."""
-    return to_coding_order(x.clamp(0, 1).mul(255).round())
+def to_pixels(x: torch.Tensor, colour: str = "rgb") -> torch.Tensor:
+    """[0, 1] RGB batch -> integer-valued float pixels in the colour space ``colour``, coding order."""
+    return colour_space(colour).forward(x.clamp(0, 1).mul(255).round())
 
 
 def level_pairs(pixels: torch.Tensor, levels: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
@@ -49,7 +50,7 @@ def rate_step(levels: int):
     """A ``step_fn`` for the engine: loss = residual bits per sub-pixel of the batch."""
 
     def step(model: Predictor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        pixels = to_pixels(batch)
+        pixels = to_pixels(batch, model.colour)
         total = pixels.numel()
         out: dict[str, torch.Tensor] = {}
         loss = pixels.new_zeros(())
