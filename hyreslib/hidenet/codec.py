@@ -7,9 +7,9 @@ Byte format (``hyreslib.container``, magic ``HDN1``, version 3), chunks in decod
 
 header: ``<HHBBHBB8sI`` = height, width, levels, mode (0 lossless, 1 near-lossless, 2 generative),
 step q, fixed-predictor flag, coding options (bit 0: colour space YCoCg-R instead of RGB, bit 1:
-channel-conditional coding; see :mod:`.colour` and :mod:`.predictors`), predictor fingerprint
-(8 B), CRC-32 of the decoded RGB image. Version 2 had no options byte (RGB, conditional: still
-read). The base and each level are strings of the bounds-checked coder of :mod:`hyreslib.ans`
+channel-conditional coding, bits 2-4: revision of the fixed constants; see :mod:`.colour` and
+:mod:`.predictors`), predictor fingerprint (8 B), CRC-32 of the decoded RGB image. Version 2 had
+no options byte (RGB, conditional, revision 1: still read). The base and each level are strings of the bounds-checked coder of :mod:`hyreslib.ans`
 (version 1 used CompressAI's rANS, whose decoder a crafted string can crash; such files are refused). The
 CRCs catch accidental damage and decoder desync, they do not authenticate a file (anyone can
 recompute them). Before decoding, the size the header claims and an estimate of the decoder's
@@ -52,7 +52,7 @@ from ..images import to_uint8
 from ..limits import check_memory, check_size
 from . import entropy
 from .colour import BY_CODE, ColourSpace, colour_space
-from .predictors import FixedPredictor, Predictor
+from .predictors import FIXED_CONSTANTS, FixedPredictor, Predictor
 from .split import level_shapes, merge_once, orient, split, split_axis
 
 MAGIC = b"HDN1"
@@ -67,8 +67,9 @@ MAX_LEVELS = 24
 MEMORY_FIXED = 128 << 20
 MEMORY_PER_PIXEL = 256
 MEMORY_PER_PIXEL_CHANNEL = 16
-_HEADERS = {2: struct.Struct("<HHBBHB8sI"), 3: struct.Struct("<HHBBHBB8sI")}
-OPTION_YCOCG, OPTION_CONDITIONAL = 1, 2
+HEADER_FORMAT = "<HHBBHBB8sI"     # version 3; version 2 lacked the options byte
+_HEADERS = {2: struct.Struct("<HHBBHB8sI"), 3: struct.Struct(HEADER_FORMAT)}
+OPTION_YCOCG, OPTION_CONDITIONAL, REVISION_SHIFT = 1, 2, 2
 
 ResidualSource = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -85,9 +86,11 @@ class Header:
     checksum: int
     colour: str = "rgb"
     conditional: bool = True
+    revision: int = 1
 
     def pack(self) -> bytes:
-        options = OPTION_YCOCG * colour_space(self.colour).code + OPTION_CONDITIONAL * int(self.conditional)
+        options = (OPTION_YCOCG * colour_space(self.colour).code + OPTION_CONDITIONAL * int(self.conditional)
+                   + (self.revision << REVISION_SHIFT))
         return _HEADERS[VERSION].pack(self.height, self.width, self.levels, MODES[self.mode], self.step,
                                       int(self.fixed), options, self.fingerprint, self.checksum)
 
@@ -98,17 +101,18 @@ class Header:
             raise CorruptStreamError(f"hideNet header has {len(raw)} bytes, expected {layout.size}")
         if version == 2:
             h, w, levels, mode, step, fixed, fp, crc = layout.unpack(raw)
-            options = OPTION_CONDITIONAL
+            options = OPTION_CONDITIONAL + (1 << REVISION_SHIFT)
         else:
             h, w, levels, mode, step, fixed, options, fp, crc = layout.unpack(raw)
         if not (1 <= h and 1 <= w):
             raise CorruptStreamError(f"hideNet header: invalid image size {w}x{h}")
-        if levels > MAX_LEVELS or mode not in MODE_NAMES or fixed > 1 or options > 3:
+        space = BY_CODE[options & OPTION_YCOCG]
+        conditional, revision = bool(options & OPTION_CONDITIONAL), options >> REVISION_SHIFT
+        if (levels > MAX_LEVELS or mode not in MODE_NAMES or fixed > 1
+                or (space.name, conditional, revision) not in FIXED_CONSTANTS):
             raise CorruptStreamError(f"hideNet header: invalid levels {levels}, mode {mode}, predictor flag {fixed} "
                                      f"or options {options}")
-        space = BY_CODE[options & OPTION_YCOCG]
-        header = cls(h, w, levels, MODE_NAMES[mode], step, bool(fixed), fp, crc, space.name,
-                     bool(options & OPTION_CONDITIONAL))
+        header = cls(h, w, levels, MODE_NAMES[mode], step, bool(fixed), fp, crc, space.name, conditional, revision)
         if step != _expected_step(header.mode, step):
             raise CorruptStreamError(f"hideNet header: step {step} is invalid for mode {header.mode}")
         if header.mode == "near-lossless" and not space.bounds_rgb_errors:
@@ -292,7 +296,7 @@ def _encode(rgb: np.ndarray, predictor: Predictor, mode: str, q: int, levels: in
             chunks.append(enc.finish())
     header = Header(rgb.shape[0], rgb.shape[1], levels, mode, q, isinstance(predictor, FixedPredictor),
                     predictor_fingerprint(predictor), image_checksum(_to_rgb(decoded, predictor.space)),
-                    predictor.colour, predictor.conditional)
+                    predictor.colour, predictor.conditional, predictor.revision)
     return pack(MAGIC, VERSION, [header.pack(), *chunks])
 
 
@@ -322,13 +326,13 @@ def read(data: bytes) -> tuple[Header, list[bytes]]:
 
 def _resolve_predictor(header: Header, predictor: Predictor | None) -> Predictor:
     if header.fixed and predictor is None:
-        predictor = FixedPredictor(header.colour, header.conditional)
+        predictor = FixedPredictor(header.colour, header.conditional, header.revision)
     if predictor is None:
         raise ValueError("this file was written with a learned predictor: give its checkpoint")
-    if (predictor.colour, predictor.conditional) != (header.colour, header.conditional):
-        raise ValueError(f"predictor mismatch: the file was coded in {header.colour} with conditional="
-                         f"{header.conditional}, the given predictor uses {predictor.colour} with conditional="
-                         f"{predictor.conditional}")
+    options = (predictor.colour, predictor.conditional, predictor.revision)
+    if options != (header.colour, header.conditional, header.revision):
+        raise ValueError(f"predictor mismatch: the file was coded with (colour, conditional, revision) = "
+                         f"{(header.colour, header.conditional, header.revision)}, the given predictor has {options}")
     predictor = predictor.cpu().float().eval()
     got = predictor_fingerprint(predictor)
     if got != header.fingerprint:

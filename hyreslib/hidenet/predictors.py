@@ -27,8 +27,9 @@ initialisation), so they start from a sensible codec and a short CPU budget alre
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -39,35 +40,54 @@ from .colour import ColourSpace, colour_space
 from .entropy import SCALE_MAX, SCALE_MIN
 
 RESIDUAL_NORM = 32.0              # pixel residuals are divided by this before entering a network
-DEFAULT_OPTIONS = {"colour": "rgb", "conditional": True}   # what files and checkpoints without options used
+# What files and checkpoints written before the options existed used (configs list only the options that differ).
+LEGACY_OPTIONS = {"colour": "rgb", "conditional": True, "revision": 1}
+REVISION = 2                      # the fixed constants new predictors use
 
 
 @dataclass(frozen=True)
 class FixedConstants:
-    """The fixed predictor of one (colour space, conditional) option pair. For channel slot c::
+    """The fixed predictor of one (colour space, conditional, revision) option set. For channel slot c::
 
         mean  = interp_c + sum_j coupling[c][j] * r_j                  (r_j: decoded residual, j < c)
         scale = base[c] + slope[c] * activity_c + prev[c] * |sum_j coupling[c][j] * r_j|
+                + spread[c] * mean_j |r_j|
 
     where activity_c is measured on ``x_c - sum_j coupling[c][j] x_j`` (the signal whose
-    interpolation error that mean makes). The RGB constants were picked by a grid search of the
-    lossless rate on twenty 256x256 CID22 training crops, the YCoCg-R ones (least-squares coupling,
-    then a grid search of base/slope/prev) on CID22 validation crops; never on test images.
+    interpolation error that mean makes); ``spread`` lets a large residual of an earlier channel
+    widen the distribution even where the means are nearly uncorrelated (YCoCg-R).
+    Revision 1 (the only one of the version-2 codec, RGB conditional) was picked by a grid search of
+    the lossless rate on twenty 256x256 CID22 training crops; revision 2 minimises the same rate
+    (gradient descent on the ideal code length, teacher-forced, 8 levels) on eight 256x256 CID22
+    validation crops, rounded to two decimals; never on test images.
     """
 
     coupling: tuple[tuple[float, ...], ...]
     base: tuple[float, float, float]
     slope: tuple[float, float, float]
     prev: tuple[float, float, float]
+    spread: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 _NO_COUPLING = ((), (0.0,), (0.0, 0.0))
-FIXED_CONSTANTS: dict[tuple[str, bool], FixedConstants] = {
-    ("rgb", True): FixedConstants(((), (1.0,), (0.5, 0.5)), (0.3, 0.2, 0.2), (0.4, 0.2, 0.2), (0.0, 0.15, 0.15)),
-    ("rgb", False): FixedConstants(_NO_COUPLING, (0.3, 0.3, 0.3), (0.4, 0.4, 0.4), (0.0, 0.0, 0.0)),
-    ("ycocg-r", True): FixedConstants(((), (0.0,), (0.0, 0.0)), (0.3, 0.3, 0.3), (0.4, 0.4, 0.4), (0.0, 0.0, 0.0)),
-    ("ycocg-r", False): FixedConstants(_NO_COUPLING, (0.3, 0.3, 0.3), (0.4, 0.4, 0.4), (0.0, 0.0, 0.0)),
+_ZERO = (0.0, 0.0, 0.0)
+FIXED_CONSTANTS: dict[tuple[str, bool, int], FixedConstants] = {
+    ("rgb", True, 1): FixedConstants(((), (1.0,), (0.5, 0.5)), (0.3, 0.2, 0.2), (0.4, 0.2, 0.2), (0.0, 0.15, 0.15)),
+    ("rgb", True, 2): FixedConstants(((), (0.93,), (1.0, -0.05)), (0.28, 0.27, 0.26), (0.35, 0.14, 0.11),
+                                     (0.0, 0.0, 0.1), (0.0, 0.13, 0.08)),
+    ("rgb", False, 2): FixedConstants(_NO_COUPLING, (0.28, 0.28, 0.23), (0.35, 0.35, 0.35), _ZERO),
+    ("ycocg-r", True, 2): FixedConstants(((), (0.0,), (0.0, -0.03)), (0.27, 0.32, 0.28), (0.34, 0.13, 0.13),
+                                         (0.0, 0.0, 1.0), (0.0, 0.26, 0.09)),
+    ("ycocg-r", False, 2): FixedConstants(_NO_COUPLING, (0.27, 0.47, 0.41), (0.34, 0.29, 0.27), _ZERO),
 }
+
+
+def fixed_constants(colour: str, conditional: bool, revision: int) -> FixedConstants:
+    key = (colour, bool(conditional), int(revision))
+    if key not in FIXED_CONSTANTS:
+        raise ValueError(f"no fixed-predictor constants for colour {colour!r}, conditional={conditional}, "
+                         f"revision {revision}; known: {sorted(FIXED_CONSTANTS)}")
+    return FIXED_CONSTANTS[key]
 
 
 def half_sample_cubic(even: torch.Tensor, lo: float | torch.Tensor = 0, hi: float | torch.Tensor = 255) -> torch.Tensor:
@@ -137,21 +157,23 @@ class Predictor(nn.Module):
     kind = "predictor"
     levels: int | None = None       # largest number of levels it was trained for (None: any)
 
-    def __init__(self, colour: str = "rgb", conditional: bool = True):
+    def __init__(self, colour: str = "rgb", conditional: bool = True, revision: int = REVISION):
         super().__init__()
         self.space: ColourSpace = colour_space(colour)
-        self.conditional = bool(conditional)
-        self.constants = FIXED_CONSTANTS[(colour, self.conditional)]
+        self.conditional, self.revision = bool(conditional), int(revision)
+        self.constants = fixed_constants(colour, self.conditional, self.revision)
 
     @property
     def colour(self) -> str:
         return self.space.name
 
     def options(self) -> dict[str, Any]:
-        """The coding options that differ from :data:`DEFAULT_OPTIONS` (so configs, fingerprints
-        and checkpoints written before the options existed stay valid)."""
-        current = {"colour": self.colour, "conditional": self.conditional}
-        return {k: v for k, v in current.items() if v != DEFAULT_OPTIONS[k]}
+        """The coding options that differ from :data:`LEGACY_OPTIONS`, with the fixed constants
+        they select (so configs, fingerprints and checkpoints written before the options existed
+        stay valid, and a change of the constants changes the fingerprint)."""
+        current = {"colour": self.colour, "conditional": self.conditional, "revision": self.revision}
+        options = {k: v for k, v in current.items() if v != LEGACY_OPTIONS[k]}
+        return {**options, "constants": asdict(self.constants)} if options else {}
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -173,6 +195,8 @@ class Predictor(nn.Module):
             known = sum(a * (prev[:, j:j + 1] - ctx.interp[:, j:j + 1]) for j, a in weights)
             mean = mean + known
             scale = scale + k.prev[c] * known.abs()
+        if c and k.spread[c]:
+            scale = scale + k.spread[c] * (prev - ctx.interp[:, :c]).abs().mean(dim=1, keepdim=True)
         return mean.clamp(self.space.lo[c], self.space.hi[c]), scale
 
     def channel(self, ctx: Context, c: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,8 +217,9 @@ class FixedPredictor(Predictor):
 
     def config(self) -> dict[str, Any]:
         k, options = self.constants, self.options()
-        config = {"arch": "fixed", "scale_base": k.base, "scale_slope": k.slope, "scale_prev": k.prev}
-        return {**config, "coupling": k.coupling, **options} if options else config
+        if options:
+            return {"arch": "fixed", **options}
+        return {"arch": "fixed", "scale_base": k.base, "scale_slope": k.slope, "scale_prev": k.prev}
 
     def channel(self, ctx: Context, c: int, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.fixed_channel(ctx, c, prev)
@@ -235,8 +260,8 @@ class LearnedPredictor(Predictor):
     """Trunk (per architecture) + three channel heads; one set shared by all levels, or one per level."""
 
     def __init__(self, width: int = 16, levels: int = 8, shared: bool = True, colour: str = "rgb",
-                 conditional: bool = True):
-        super().__init__(colour, conditional)
+                 conditional: bool = True, revision: int = REVISION):
+        super().__init__(colour, conditional, revision)
         if width < 1 or levels < 1:
             raise ValueError("width and levels must be positive")
         self.width, self.levels, self.shared = width, levels, shared
@@ -339,9 +364,14 @@ def build_predictor(config: dict[str, Any]) -> Predictor:
     arch = config.get("arch")
     if arch not in ARCHS:
         raise ValueError(f"unknown predictor architecture {arch!r}; known: {sorted(ARCHS)}")
-    options = {"colour": str(config.get("colour", DEFAULT_OPTIONS["colour"])),
-               "conditional": bool(config.get("conditional", DEFAULT_OPTIONS["conditional"]))}
+    options = {k: type(v)(config.get(k, v)) for k, v in LEGACY_OPTIONS.items()}
     if arch == "fixed":
-        return FixedPredictor(**options)
-    return ARCHS[arch](width=int(config["width"]), levels=int(config["levels"]), shared=bool(config["shared"]),
-                       **options)
+        predictor = FixedPredictor(**options)
+    else:
+        predictor = ARCHS[arch](width=int(config["width"]), levels=int(config["levels"]),
+                                shared=bool(config["shared"]), **options)
+    stored = {k: v for k, v in config.items() if k in (*LEGACY_OPTIONS, "constants")}
+    if json.dumps(predictor.options(), sort_keys=True) != json.dumps(stored, sort_keys=True):
+        raise ValueError(f"this build's fixed constants for {options} differ from those the {arch} predictor was "
+                         "made with")
+    return predictor
