@@ -9,10 +9,10 @@ header: ``<HHBBHBB8sI`` = height, width, levels, mode (0 lossless, 1 near-lossle
 step q, fixed-predictor flag, coding options (bit 0: colour space YCoCg-R instead of RGB, bit 1:
 channel-conditional coding, bits 2-4: revision of the fixed constants; see :mod:`.colour` and
 :mod:`.predictors`), predictor fingerprint (8 B), CRC-32 of the decoded RGB image. Version 2 had
-no options byte (RGB, conditional, revision 1: still read). The base and each level are strings of the bounds-checked coder of :mod:`hyreslib.ans`
-(version 1 used CompressAI's rANS, whose decoder a crafted string can crash; such files are refused). The
-CRCs catch accidental damage and decoder desync, they do not authenticate a file (anyone can
-recompute them). Before decoding, the size the header claims and an estimate of the decoder's
+no options byte (RGB, conditional, revision 1: still read). The base and each level are strings
+of the bounds-checked coder of :mod:`hyreslib.ans` (version 1 used CompressAI's rANS, whose
+decoder a crafted string can crash; such files are refused). The CRCs catch accidental damage
+and decoder desync, they do not authenticate a file (anyone can recompute them). Before decoding, the size the header claims and an estimate of the decoder's
 working memory are checked against :mod:`hyreslib.limits`.
 
 Data flow (closed loop, integer domain, the predictor's colour space in coding order, e.g. G, R, B)::

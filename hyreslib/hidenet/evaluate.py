@@ -133,7 +133,8 @@ def ablation_table(images: Images, levels: int, learned: dict[str, Predictor] | 
     for label, pred in predictors.items():
         bpsp = mean[f"hidenet-{label}"]
         rows.append({"predictor": label, "colour": pred.colour, "conditional": pred.conditional,
-                     "revision": pred.revision, "images": len(per_image), "bpsp": bpsp, "delta": bpsp - ref, "saving": 1 - bpsp / ref})
+                     "revision": pred.revision, "images": len(per_image), "bpsp": bpsp, "delta": bpsp - ref,
+                     "saving": 1 - bpsp / ref})
     return rows
 
 

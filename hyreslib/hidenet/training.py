@@ -4,7 +4,7 @@ every level's odd set given that level's TRUE even set, in bits per sub-pixel of
 That is exactly the lossless rate the codec achieves (the encoder has the true pixels, and
 closed-loop decoding reproduces them), and it trains the mean and the scale together::
 
-    crop (B,3,S,S) in [0,1] -> pixels 0..255 (G,R,B) -> for each level: even, odd = split
+    crop (B,3,S,S) in [0,1] -> integer pixels in the predictor's colour space -> per level: even, odd = split
         -> predictor(even, odd teacher-forced) -> mean, scale -> bits(odd) -> sum / (B*3*S*S)
 
 The loop itself is :func:`hyreslib.engine.train` (AdamW, cosine annealing, gradient clipping,
