@@ -67,6 +67,19 @@ def test_every_option_round_trips_through_a_file(tmp_path, photo, colour, condit
             assert np.array_equal(low, sets[5 - k].permute(1, 2, 0).numpy())
 
 
+@pytest.mark.parametrize("colour", ["rgb", "ycocg-r"])
+def test_independent_channels_ignore_the_decoded_ones_and_conditional_ones_do_not(colour):
+    even, odd = torch.randint(0, 256, (1, 3, 6, 9)).float(), torch.randint(0, 256, (1, 3, 6, 8)).float()
+    other = odd.flip(-1)
+    for conditional in (False, True):
+        for pred in (FixedPredictor(colour, conditional), perturbed(CNNP(6, 3, colour=colour, conditional=conditional))):
+            with torch.no_grad():
+                ctx = pred.context(even, 1, odd.shape[-1])
+                a, b = pred.channel(ctx, 2, odd[:, :2]), pred.channel(ctx, 2, other[:, :2])
+            same = torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+            assert same != conditional, (pred.kind, conditional)
+
+
 def test_options_change_the_rate_the_header_and_the_fingerprint(photo):
     sizes, prints, option_bytes = {}, set(), set()
     for colour, conditional, revision in [(c, k, 2) for c, k in OPTIONS] + [("rgb", True, 1)]:
