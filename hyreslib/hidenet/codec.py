@@ -52,7 +52,7 @@ from ..images import to_uint8
 from ..limits import check_memory, check_size
 from . import entropy
 from .colour import BY_CODE, ColourSpace, colour_space
-from .predictors import FIXED_CONSTANTS, FixedPredictor, Predictor
+from .predictors import FIXED_CONSTANTS, REVISION, FixedPredictor, Predictor
 from .split import level_shapes, merge_once, orient, split, split_axis
 
 MAGIC = b"HDN1"
@@ -86,7 +86,7 @@ class Header:
     checksum: int
     colour: str = "rgb"
     conditional: bool = True
-    revision: int = 1
+    revision: int = REVISION
 
     def pack(self) -> bytes:
         options = (OPTION_YCOCG * colour_space(self.colour).code + OPTION_CONDITIONAL * int(self.conditional)
