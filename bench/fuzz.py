@@ -90,9 +90,10 @@ def hidenet_target() -> Target:
     rgb = (rng.random((36, 44, 3)) * 60 + np.linspace(0, 180, 44)[None, :, None]).astype(np.uint8)
     seeds = [codec.encode(rgb, FixedPredictor(), levels=4),
              codec.encode(rgb, FixedPredictor(), "near-lossless", step=5, levels=3),
-             codec.encode(rgb, FixedPredictor(), "generative", levels=4)]
+             codec.encode(rgb, FixedPredictor(), "generative", levels=4),
+             codec.encode(rgb, FixedPredictor("ycocg-r", conditional=False), levels=3)]
     decode = lambda data: codec.decode(data).image  # noqa: E731
-    return Target("hidenet", codec.MAGIC, codec.VERSION, seeds, [decode(s) for s in seeds], decode, "<HHBBHB8sI")
+    return Target("hidenet", codec.MAGIC, codec.VERSION, seeds, [decode(s) for s in seeds], decode, codec.HEADER_FORMAT)
 
 
 TARGETS = {"hyres": hyres_target, "hidenet": hidenet_target}

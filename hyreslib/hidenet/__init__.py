@@ -1,3 +1,3 @@
 """hideNet: hierarchical odd/even pixel splitting with learned predictors, as a progressive
 lossless / near-lossless / generative codec (see :mod:`.split`, :mod:`.predictors`,
-:mod:`.codec`, :mod:`.training`, :mod:`.evaluate`)."""
+:mod:`.colour`, :mod:`.codec`, :mod:`.training`, :mod:`.evaluate`)."""

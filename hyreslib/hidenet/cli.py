@@ -9,14 +9,20 @@ from ..fileio import atomic_write_bytes, read_input
 from ..images import from_uint8, load_image, save_image, to_uint8
 from ..metrics import bpp
 from . import codec
+from .colour import SPACES
 from .predictors import FixedPredictor, Predictor
 from .training import load_predictor
 
 
 def _predictor(args: argparse.Namespace) -> Predictor | None:
+    colour, independent = getattr(args, "colour", None), getattr(args, "independent", False)
     if args.checkpoint:
+        if colour or independent:
+            raise ValueError("--colour and --independent set the fixed predictor; a checkpoint brings its own options")
         return load_predictor(args.checkpoint)
-    return FixedPredictor() if getattr(args, "predictor", None) == "fixed" else None
+    if getattr(args, "predictor", None) == "fixed":
+        return FixedPredictor(colour or "rgb", conditional=not independent)
+    return None
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
@@ -54,6 +60,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     src = enc.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="learned predictor checkpoint")
     src.add_argument("--predictor", choices=["fixed"], help="use the fixed interpolating predictor")
+    enc.add_argument("--colour", choices=sorted(SPACES), default=None,
+                     help="fixed predictor's colour space (default rgb; ycocg-r: lossless and generative only)")
+    enc.add_argument("--independent", action="store_true",
+                     help="fixed predictor: code the colour channels independently (no channel-conditional coding)")
     limits.add_arguments(enc, memory=False)
     enc.set_defaults(func=_cmd_encode)
 

@@ -1,21 +1,23 @@
 """hideNet as a real progressive codec: a losslessly coded base plus, per level, the quantised
 prediction residual of the odd set, rANS-coded with the predictor's (mean, scale).
 
-Byte format (``hyreslib.container``, magic ``HDN1``, version 2), chunks in decoding order::
+Byte format (``hyreslib.container``, magic ``HDN1``, version 3), chunks in decoding order::
 
     header | base | level L-1 | ... | level 0          (generative files stop after the base)
 
-header: ``<HHBBHB8sI`` = height, width, levels, mode (0 lossless, 1 near-lossless, 2 generative),
-step q, fixed-predictor flag, predictor fingerprint (8 B), CRC-32 of the decoded RGB image.
-The base and each level are strings of the bounds-checked coder of :mod:`hyreslib.ans` (version 1
-used CompressAI's rANS, whose decoder a crafted string can crash; such files are refused). The
-CRCs catch accidental damage and decoder desync, they do not authenticate a file (anyone can
-recompute them). Before decoding, the size the header claims and an estimate of the decoder's
+header: ``<HHBBHBB8sI`` = height, width, levels, mode (0 lossless, 1 near-lossless, 2 generative),
+step q, fixed-predictor flag, coding options (bit 0: colour space YCoCg-R instead of RGB, bit 1:
+channel-conditional coding, bits 2-4: revision of the fixed constants; see :mod:`.colour` and
+:mod:`.predictors`), predictor fingerprint (8 B), CRC-32 of the decoded RGB image. Version 2 had
+no options byte (RGB, conditional, revision 1: still read). The base and each level are strings
+of the bounds-checked coder of :mod:`hyreslib.ans` (version 1 used CompressAI's rANS, whose
+decoder a crafted string can crash; such files are refused). The CRCs catch accidental damage
+and decoder desync, they do not authenticate a file (anyone can recompute them). Before decoding, the size the header claims and an estimate of the decoder's
 working memory are checked against :mod:`hyreslib.limits`.
 
-Data flow (closed loop, integer domain, channels in coding order G, R, B)::
+Data flow (closed loop, integer domain, the predictor's colour space in coding order, e.g. G, R, B)::
 
-    x --split--> base, o_0..o_{L-1}
+    x = colour(rgb) --split--> base, o_0..o_{L-1}
     decoded = base
     for level L-1 .. 0:   mean, scale = predictor(decoded even set)   # per channel, in order
                           k = Q_q(o - round(mean))   -> rANS with table index(scale/q, frac(mean)/q)
@@ -49,11 +51,13 @@ from ..container import CorruptStreamError, pack, unpack
 from ..images import to_uint8
 from ..limits import check_memory, check_size
 from . import entropy
-from .predictors import FixedPredictor, Predictor, from_coding_order, to_coding_order
+from .colour import BY_CODE, ColourSpace, colour_space
+from .predictors import FIXED_CONSTANTS, REVISION, FixedPredictor, Predictor
 from .split import level_shapes, merge_once, orient, split, split_axis
 
 MAGIC = b"HDN1"
-VERSION = 2
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
 MODES = {"lossless": 0, "near-lossless": 1, "generative": 2}
 MODE_NAMES = {v: k for k, v in MODES.items()}
 DEFAULT_LEVELS = 8
@@ -63,7 +67,9 @@ MAX_LEVELS = 24
 MEMORY_FIXED = 128 << 20
 MEMORY_PER_PIXEL = 256
 MEMORY_PER_PIXEL_CHANNEL = 16
-_HEADER = struct.Struct("<HHBBHB8sI")
+HEADER_FORMAT = "<HHBBHBB8sI"     # version 3; version 2 lacked the options byte
+_HEADERS = {2: struct.Struct("<HHBBHB8sI"), 3: struct.Struct(HEADER_FORMAT)}
+OPTION_YCOCG, OPTION_CONDITIONAL, REVISION_SHIFT = 1, 2, 2
 
 ResidualSource = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -78,23 +84,39 @@ class Header:
     fixed: bool
     fingerprint: bytes
     checksum: int
+    colour: str = "rgb"
+    conditional: bool = True
+    revision: int = REVISION
 
     def pack(self) -> bytes:
-        return _HEADER.pack(self.height, self.width, self.levels, MODES[self.mode], self.step, int(self.fixed),
-                            self.fingerprint, self.checksum)
+        options = (OPTION_YCOCG * colour_space(self.colour).code + OPTION_CONDITIONAL * int(self.conditional)
+                   + (self.revision << REVISION_SHIFT))
+        return _HEADERS[VERSION].pack(self.height, self.width, self.levels, MODES[self.mode], self.step,
+                                      int(self.fixed), options, self.fingerprint, self.checksum)
 
     @classmethod
-    def unpack(cls, raw: bytes) -> Header:
-        if len(raw) != _HEADER.size:
-            raise CorruptStreamError(f"hideNet header has {len(raw)} bytes, expected {_HEADER.size}")
-        h, w, levels, mode, step, fixed, fp, crc = _HEADER.unpack(raw)
+    def unpack(cls, raw: bytes, version: int = VERSION) -> Header:
+        layout = _HEADERS[version]
+        if len(raw) != layout.size:
+            raise CorruptStreamError(f"hideNet header has {len(raw)} bytes, expected {layout.size}")
+        if version == 2:
+            h, w, levels, mode, step, fixed, fp, crc = layout.unpack(raw)
+            options = OPTION_CONDITIONAL + (1 << REVISION_SHIFT)
+        else:
+            h, w, levels, mode, step, fixed, options, fp, crc = layout.unpack(raw)
         if not (1 <= h and 1 <= w):
             raise CorruptStreamError(f"hideNet header: invalid image size {w}x{h}")
-        if levels > MAX_LEVELS or mode not in MODE_NAMES or fixed > 1:
-            raise CorruptStreamError(f"hideNet header: invalid levels {levels}, mode {mode} or predictor flag {fixed}")
-        header = cls(h, w, levels, MODE_NAMES[mode], step, bool(fixed), fp, crc)
+        space = BY_CODE[options & OPTION_YCOCG]
+        conditional, revision = bool(options & OPTION_CONDITIONAL), options >> REVISION_SHIFT
+        if (levels > MAX_LEVELS or mode not in MODE_NAMES or fixed > 1
+                or (space.name, conditional, revision) not in FIXED_CONSTANTS):
+            raise CorruptStreamError(f"hideNet header: invalid levels {levels}, mode {mode}, predictor flag {fixed} "
+                                     f"or options {options}")
+        header = cls(h, w, levels, MODE_NAMES[mode], step, bool(fixed), fp, crc, space.name, conditional, revision)
         if step != _expected_step(header.mode, step):
             raise CorruptStreamError(f"hideNet header: step {step} is invalid for mode {header.mode}")
+        if header.mode == "near-lossless" and not space.bounds_rgb_errors:
+            raise CorruptStreamError(f"hideNet header: near-lossless coding in {space.name} is not a valid combination")
         return header
 
 
@@ -127,13 +149,13 @@ def _as_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
     return arr
 
 
-def _to_pixels(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 integers, coding order."""
-    return to_coding_order(torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float()).unsqueeze(0)
+def _to_pixels(rgb: np.ndarray, space: ColourSpace) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 integers in ``space``, coding order."""
+    return space.forward(torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float()).unsqueeze(0)
 
 
-def _to_rgb(x: torch.Tensor) -> np.ndarray:
-    return from_coding_order(x[0]).permute(1, 2, 0).to(torch.uint8).contiguous().numpy()
+def _to_rgb(x: torch.Tensor, space: ColourSpace) -> np.ndarray:
+    return space.inverse(x[0]).permute(1, 2, 0).to(torch.uint8).contiguous().numpy()
 
 
 # --- base: vertical DPCM (first row horizontal), one Laplace scale per channel ---------------------
@@ -160,7 +182,7 @@ def encode_base(base: torch.Tensor) -> bytes:
                                          entropy.cdf_table())
 
 
-def decode_base(chunk: bytes, height: int, width: int) -> torch.Tensor:
+def decode_base(chunk: bytes, height: int, width: int, space: ColourSpace) -> torch.Tensor:
     if len(chunk) < 3 or max(chunk[:3]) >= entropy.N_SCALES:
         raise CorruptStreamError("hideNet base chunk is damaged (bad scale indexes)")
     shape = (3, height, width)
@@ -168,8 +190,8 @@ def decode_base(chunk: bytes, height: int, width: int) -> torch.Tensor:
                                     "hideNet base chunk")).float()
     d[..., 0, 0] += 128
     x = d[..., 0:1, :].cumsum(-1)
-    x = torch.cat([x, d[..., 1:, :]], -2).cumsum(-2)
-    return x.clamp(0, 255).unsqueeze(0)
+    x = torch.cat([x, d[..., 1:, :]], -2).cumsum(-2).unsqueeze(0)
+    return x.clamp(*space.bounds(x))
 
 
 # --- levels ------------------------------------------------------------------------------------------
@@ -184,17 +206,18 @@ def _code_level(predictor: Predictor, even: torch.Tensor, level: int, odd_shape:
     ev = orient(even, level)
     h, w_odd = odd_shape if split_axis(level) == -1 else odd_shape[::-1]
     ctx = predictor.context(ev, level, w_odd)
+    lo, hi = predictor.space.lo, predictor.space.hi
     channels: list[torch.Tensor] = []
     for c in range(3):
         prev = torch.cat(channels, 1) if channels else ev.new_zeros(1, 0, h, w_odd)
         mean, scale = predictor.channel(ctx, c, prev)
-        pred = mean.round().clamp(0, 255)
+        pred = mean.round().clamp(lo[c], hi[c])
         if residuals is None:
             channels.append(pred)
             continue
         index = entropy.table_index(scale / step, (mean - pred) / step)
         k = residuals(c, pred, index)
-        channels.append((pred + step * k).clamp(0, 255))
+        channels.append((pred + step * k).clamp(lo[c], hi[c]))
     return orient(torch.cat(channels, 1), level)
 
 
@@ -249,6 +272,9 @@ def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "
     if not 0 <= levels <= MAX_LEVELS:
         raise ValueError(f"levels must be in 0..{MAX_LEVELS}, got {levels}")
     _check_predictor(predictor, levels)
+    if mode == "near-lossless" and not predictor.space.bounds_rgb_errors:
+        raise ValueError(f"near-lossless coding needs colour space rgb (an error bound on {predictor.colour} values "
+                         "does not bound RGB errors)")
     rgb = _as_uint8(image)
     check_size(rgb.shape[1], rgb.shape[0], max_pixels)
     predictor = predictor.cpu().float().eval()
@@ -257,7 +283,7 @@ def encode(image: np.ndarray | torch.Tensor, predictor: Predictor, mode: str = "
 
 
 def _encode(rgb: np.ndarray, predictor: Predictor, mode: str, q: int, levels: int) -> bytes:
-    x = _to_pixels(rgb)
+    x = _to_pixels(rgb, predictor.space)
     pyr = split(x, levels)
     shapes = level_shapes(rgb.shape[0], rgb.shape[1], levels)
     chunks, decoded = [encode_base(pyr.base)], pyr.base
@@ -269,7 +295,8 @@ def _encode(rgb: np.ndarray, predictor: Predictor, mode: str, q: int, levels: in
         if source is not None:
             chunks.append(enc.finish())
     header = Header(rgb.shape[0], rgb.shape[1], levels, mode, q, isinstance(predictor, FixedPredictor),
-                    predictor_fingerprint(predictor), image_checksum(_to_rgb(decoded)))
+                    predictor_fingerprint(predictor), image_checksum(_to_rgb(decoded, predictor.space)),
+                    predictor.colour, predictor.conditional, predictor.revision)
     return pack(MAGIC, VERSION, [header.pack(), *chunks])
 
 
@@ -284,13 +311,13 @@ class Decoded:
 
 def read(data: bytes) -> tuple[Header, list[bytes]]:
     """Check the container and header; returns (header, [base, level L-1, ..., level 0])."""
-    if bytes(data[:4]) == MAGIC and len(data) > 4 and data[4] < VERSION:
+    if bytes(data[:4]) == MAGIC and len(data) > 4 and data[4] < min(READABLE_VERSIONS):
         raise CorruptStreamError(f"hideNet stream of format version {data[4]} (an older build's rANS coder); this "
-                                 f"build reads version {VERSION}: re-encode the image")
-    _, chunks = unpack(data, MAGIC, [VERSION], what="hideNet stream")
+                                 f"build reads versions {list(READABLE_VERSIONS)}: re-encode the image")
+    version, chunks = unpack(data, MAGIC, READABLE_VERSIONS, what="hideNet stream")
     if not chunks:
         raise CorruptStreamError("hideNet stream has no header")
-    header = Header.unpack(chunks[0])
+    header = Header.unpack(chunks[0], version)
     expected = 2 + (0 if header.mode == "generative" else header.levels)
     if len(chunks) != expected:
         raise CorruptStreamError(f"hideNet stream has {len(chunks)} chunks, its header implies {expected}")
@@ -299,9 +326,13 @@ def read(data: bytes) -> tuple[Header, list[bytes]]:
 
 def _resolve_predictor(header: Header, predictor: Predictor | None) -> Predictor:
     if header.fixed and predictor is None:
-        predictor = FixedPredictor()
+        predictor = FixedPredictor(header.colour, header.conditional, header.revision)
     if predictor is None:
         raise ValueError("this file was written with a learned predictor: give its checkpoint")
+    options = (predictor.colour, predictor.conditional, predictor.revision)
+    if options != (header.colour, header.conditional, header.revision):
+        raise ValueError(f"predictor mismatch: the file was coded with (colour, conditional, revision) = "
+                         f"{(header.colour, header.conditional, header.revision)}, the given predictor has {options}")
     predictor = predictor.cpu().float().eval()
     got = predictor_fingerprint(predictor)
     if got != header.fingerprint:
@@ -350,7 +381,7 @@ def _decode_levels(header: Header, chunks: list[bytes], predictor: Predictor, le
     total = header.levels
     shapes = level_shapes(header.height, header.width, total)
     base_shape = shapes[-1][0] if total else (header.height, header.width)
-    x = decode_base(chunks[0], *base_shape)
+    x = decode_base(chunks[0], *base_shape, predictor.space)
     stop = 0 if fill else total - levels
     for i, level in enumerate(range(total - 1, stop - 1, -1)):
         odd_shape = shapes[level][1]
@@ -361,4 +392,4 @@ def _decode_levels(header: Header, chunks: list[bytes], predictor: Predictor, le
         if dec is not None:
             dec.finish()
         x = merge_once(x, odd, split_axis(level))
-    return _to_rgb(x)
+    return _to_rgb(x, predictor.space)

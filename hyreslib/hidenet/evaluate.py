@@ -5,6 +5,8 @@
 * :func:`lossless_table`: bits per sub-pixel of real files, hideNet (learned / fixed) beside PNG,
   WebP lossless and JPEG XL lossless measured in the same run; every hideNet file is decoded and
   checked bit-exact.
+* :func:`ablation_table`: what each coding option (YCoCg-R, channel-conditional coding) buys, in
+  bits per sub-pixel of real, verified files.
 * :func:`near_lossless_curve`: bpp, PSNR and maximum error for several steps (+ generative mode).
 * :func:`progressive`: what decoding only the k coarsest levels gives, and the bytes it needs.
 * :func:`timings`: encode / decode seconds per image beside PNG's.
@@ -25,10 +27,17 @@ from ..baselines import get_codec
 from ..images import center_crop, from_uint8, to_uint8
 from . import codec
 from .entropy import laplace_bits
-from .predictors import Predictor
+from .predictors import FixedPredictor, Predictor
 from .training import level_pairs, to_pixels
 
 LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless")
+# The fixed predictor's option ladder for the ablation: (label, colour space, channel-conditional, revision).
+ABLATION_STEPS = (("fixed, RGB, channels independent", "rgb", False, 2),
+                  ("fixed, RGB, channel-conditional (version-2 constants)", "rgb", True, 1),
+                  ("fixed, RGB, channel-conditional", "rgb", True, 2),
+                  ("fixed, YCoCg-R, channels independent", "ycocg-r", False, 2),
+                  ("fixed, YCoCg-R + channel-conditional", "ycocg-r", True, 2))
+REFERENCE_STEP = ABLATION_STEPS[1][0]     # the codec before the options existed
 Images = Iterable[tuple[str, torch.Tensor]]
 
 
@@ -63,7 +72,7 @@ def prediction_quality(predictor: Predictor, images: Images, levels: int, crop: 
     ssims: list[list[float]] = [[] for _ in range(levels)]
     total = 0
     for _, img in images:
-        pixels = to_pixels(center_crop(img, crop).unsqueeze(0).to(dev))
+        pixels = to_pixels(center_crop(img, crop).unsqueeze(0).to(dev), predictor.colour)
         total += pixels.numel()
         for level, even, odd in level_pairs(pixels, levels):
             if odd.numel() == 0:
@@ -108,6 +117,24 @@ def lossless_table(images: Images, predictors: dict[str, Predictor], levels: int
                 raise RuntimeError(f"{base} is not lossless on {name}")
             row[base] = metrics.bpp(len(data), *rgb.shape[:2]) / 3
         rows.append(row)
+    return rows
+
+
+def ablation_table(images: Images, levels: int, learned: dict[str, Predictor] | None = None) -> list[dict]:
+    """Lossless bits per sub-pixel (mean over ``images``, real files, each decoded and checked
+    bit-exact) of the fixed predictor with each option of :data:`ABLATION_STEPS`, then of each
+    ``learned`` predictor; ``delta`` and ``saving`` compare with :data:`REFERENCE_STEP`."""
+    predictors: dict[str, Predictor] = {label: FixedPredictor(*options) for label, *options in ABLATION_STEPS}
+    predictors.update(learned or {})
+    per_image = lossless_table(list(images), predictors, levels, baselines=())
+    mean = mean_row(per_image)
+    ref = mean[f"hidenet-{REFERENCE_STEP}"]
+    rows = []
+    for label, pred in predictors.items():
+        bpsp = mean[f"hidenet-{label}"]
+        rows.append({"predictor": label, "colour": pred.colour, "conditional": pred.conditional,
+                     "revision": pred.revision, "images": len(per_image), "bpsp": bpsp, "delta": bpsp - ref,
+                     "saving": 1 - bpsp / ref})
     return rows
 
 

@@ -4,7 +4,7 @@ every level's odd set given that level's TRUE even set, in bits per sub-pixel of
 That is exactly the lossless rate the codec achieves (the encoder has the true pixels, and
 closed-loop decoding reproduces them), and it trains the mean and the scale together::
 
-    crop (B,3,S,S) in [0,1] -> pixels 0..255 (G,R,B) -> for each level: even, odd = split
+    crop (B,3,S,S) in [0,1] -> integer pixels in the predictor's colour space -> per level: even, odd = split
         -> predictor(even, odd teacher-forced) -> mean, scale -> bits(odd) -> sum / (B*3*S*S)
 
 The loop itself is :func:`hyreslib.engine.train` with the caller's :class:`~hyreslib.engine.TrainSetup`
@@ -23,15 +23,16 @@ from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..data import ImageSet, crop_loader
 from ..engine import History, TrainSetup, train
 from .entropy import laplace_bits
-from .predictors import Predictor, build_predictor, to_coding_order
+from .colour import colour_space
+from .predictors import Predictor, build_predictor
 from .split import orient, split_axis, split_once
 
 CHECKPOINT_KIND = "hidenet-predictor"
 
 
-def to_pixels(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] RGB batch -> integer-valued float pixels in coding order."""
-    return to_coding_order(x.clamp(0, 1).mul(255).round())
+def to_pixels(x: torch.Tensor, colour: str = "rgb") -> torch.Tensor:
+    """[0, 1] RGB batch -> integer-valued float pixels in the colour space ``colour``, coding order."""
+    return colour_space(colour).forward(x.clamp(0, 1).mul(255).round())
 
 
 def level_pairs(pixels: torch.Tensor, levels: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
@@ -48,7 +49,7 @@ def rate_step(levels: int):
     """A ``step_fn`` for the engine: loss = residual bits per sub-pixel of the batch."""
 
     def step(model: Predictor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        pixels = to_pixels(batch)
+        pixels = to_pixels(batch, model.colour)
         total = pixels.numel()
         out: dict[str, torch.Tensor] = {}
         loss = pixels.new_zeros(())
