@@ -80,7 +80,8 @@ def check(codec: HyresCodec, images, label: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", type=Path, help="a codec checkpoint (default: fresh N=48/M=64 models of both parses)")
+    ap.add_argument("--checkpoint", type=Path,
+                    help="a codec checkpoint (default: fresh N=48/M=64 models of both parses)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dataset", default="kodak")
     ap.add_argument("--images", type=int, default=4)

@@ -122,7 +122,8 @@ def test_float_parse_loses_the_parse_when_a_scale_moves():
         with torch.no_grad():
             for p, g in zip(moved.parameters(), grads):
                 if g is not None:
-                    p.add_(torch.sign(g) * toward * (torch.nextafter(p.abs(), torch.full_like(p, 1e30)) - p.abs()) * ulps)
+                    ulp = torch.nextafter(p.abs(), torch.full_like(p, 1e30)) - p.abs()
+                    p.add_(torch.sign(g) * toward * ulp * ulps)
             if not torch.equal(gc.build_indexes(anchor_scales(moved)), gc.build_indexes(scales)):
                 break
     else:
