@@ -31,6 +31,7 @@ def test_interactive_notebook_02_interrupted_resumes_and_leaves_the_batch_run_al
     cells = [c.source for c in nbformat.read(tmp_path / "notebooks" / "02_residual_training.ipynb", 4).cells
              if c.cell_type == "code"]
     tiny = "\nsteps = 300\nN = 16\nM = 24\ncrop = 64\nbatch = 2\nval_images = 1\nlog_every = 10\nworkers = 0\n"
+    (tmp_path / "no-data").mkdir()  # an empty data folder: the embedded images, whatever CI's HYRES_DATA
     env = {**os.environ, "PYTHONPATH": str(root), "HYRES_DATA": str(tmp_path / "no-data"), "MPLBACKEND": "Agg"}
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path / "notebooks"), env=env)
     interactive = tmp_path / "runs" / "interactive" / "02_residual_training"
