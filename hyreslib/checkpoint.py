@@ -34,8 +34,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from .fileio import atomic_write
 
 FORMAT = "hyres-checkpoint"
-FORMAT_VERSION = 1            # plain; 2 = compact (int8 kernels, xz)
-READS = (1, 2)
+FORMAT_VERSION = 1            # plain
+COMPACT_VERSION = 2           # int8 kernels, xz
+READS = (FORMAT_VERSION, COMPACT_VERSION)
 XZ_MAGIC = b"\xfd7zXZ\x00"
 MAX_UNPACKED_BYTES = 1 << 30  # a compact file may expand to at most this (a decompression bomb is refused)
 INT8_MIN_ELEMENTS = 4096      # smaller tensors (biases, GDN, entropy-bottleneck factors) stay fp16
@@ -50,7 +51,7 @@ def save_checkpoint(path: str | Path, kind: str, config: dict[str, Any], state_d
     if not compact:
         return atomic_write(path, lambda f: torch.save(payload, f))
     payload["state_dict"], payload["scales"] = _quantize(state)
-    payload["format_version"] = 2
+    payload["format_version"] = COMPACT_VERSION
     buf = io.BytesIO()
     torch.save(payload, buf)
     packed = lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME)
@@ -120,7 +121,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if payload.get("format_version") not in READS:
         raise ValueError(f"{path} has checkpoint format {payload.get('format_version')}; "
                          f"this build reads {', '.join(map(str, READS))}")
-    if payload["format_version"] == 2:
+    if payload["format_version"] == COMPACT_VERSION:
         if not isinstance(payload.get("state_dict"), dict) or not isinstance(payload.get("scales"), dict):
             raise ValueError(f"{path}: compact checkpoint without weights or scales")
         payload["state_dict"] = _dequantize(payload["state_dict"], payload.pop("scales"))

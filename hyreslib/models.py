@@ -1,7 +1,7 @@
 """The kit's pretrained models: one registry (``models/registry.json``) of HyRES codec checkpoints,
-each either shipped in the repository (compact: int8 kernels, xz-compressed) or fetched on first use by the kit's
-checksum-verified downloader, each with its SHA-256, the λ and base quality it codes at, its model
-fingerprint, and the run and commit that made it::
+each either shipped in the repository (compact: int8 kernels, xz-compressed) or fetched on first
+use by the kit's checksum-verified downloader, each with its SHA-256, the λ and base quality it
+codes at, its model fingerprint, and the run and commit that made it::
 
     registry.json --entry--> models/<file> (shipped)   --sha256 checked--> HyresCodec.load
                         \\--> url --download.download--> data/cache/models/<name>/<file>
@@ -18,7 +18,6 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
 
 from .data import PROJECT_ROOT
 from .fileio import atomic_write_json
@@ -144,13 +143,13 @@ def ship_run(run_dir: str | Path, group: str, prefix: str, default_phase: int, p
     notebook, suffix = next((nb, s) for nb, s in (("04_refinement", "_refined_codec"), ("03_lambda_phases", "_codec"))
                             if nb in manifest.available(run_dir))
     record = manifest.load(run_dir, notebook)
-    source = (f"phase <k> of `hyres run --profile {record.record['profile']}` ({notebook}, "
-              f"{record.metrics['test_set']} test set), run finished {record.record['finished']}")
+    run = f"`hyres run --profile {record.record['profile']}` ({notebook}, {record.metrics['test_set']} test set)"
+    phases = record.metrics["phases"]
     return [ship(record.artifact(f"phase{p['phase']}{suffix}"), f"{prefix}-phase{p['phase']}",
-                 source.replace("<k>", str(p["phase"])), record.record["git"], path=path, group=group,
-                 default=p["phase"] == default_phase,
-                 description=f"HyRES {group}, phase {p['phase']} of {len(record.metrics['phases'])}")
-            for p in record.metrics["phases"]]
+                 f"phase {p['phase']} of {run}, run finished {record.record['finished']}", record.record["git"],
+                 path=path, group=group, default=p["phase"] == default_phase,
+                 description=f"HyRES {group}, phase {p['phase']} of {len(phases)}")
+            for p in phases]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -167,6 +166,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ship(args: argparse.Namespace) -> int:
+    for m in ship_run(args.run_dir, args.group, args.prefix, args.default_phase):
+        print(f"{m.name}: {m.size / 1e6:.2f} MB, fingerprint {m.fingerprint}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="the kit's pretrained models")
     msub = p.add_subparsers(dest="models_command", required=True)
@@ -177,6 +182,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--group", required=True, help='the curve the models form, e.g. "cpu profile"')
     q.add_argument("--prefix", required=True, help="model names are <prefix>-phase<k>")
     q.add_argument("--default-phase", type=int, required=True, help="the phase `hyres encode` uses by default")
-    q.set_defaults(func=lambda a: print("\n".join(f"{m.name}: {m.size / 1e6:.2f} MB, fingerprint {m.fingerprint}"
-                                                   for m in ship_run(a.run_dir, a.group, a.prefix, a.default_phase)))
-                   or 0)
+    q.set_defaults(func=_cmd_ship)
