@@ -1,10 +1,17 @@
 """RD cost of the integer parse (decode anywhere) against the float parse, on one training budget.
 
-Trains the residual codec once per parse and λ with identical settings (same seed, crops and
-steps), codes the validation images through real ``.hyr`` files, and prints each curve and the
-BD-rate of the integer parse against the float parse (positive: the integer parse needs more bits)::
+Trains one λ schedule per parse (or one λ) with identical settings (same seed, CID22 training crops, steps
+and λ list; each phase starts from the previous one, as ``stages.run_schedule`` does, and keeps
+its best weights on CID22 validation crops), then codes the test images (Kodak; never used to
+choose anything) through real ``.hyr`` files, on each ``--test-qualities`` base, twice per phase: in the mode the encoder chooses by
+rate-distortion cost, and forced into the latent mode, where the parse is what is measured. Prints
+each point (bpp, PSNR, bits of y and z) and the BD-rate of the integer parse against the float
+parse for both (positive: the integer parse needs more bits)::
 
-    PYTHONPATH=$PWD python bench/parse_rd.py --steps 300 --json /tmp/parse_rd.json
+    PYTHONPATH=$PWD python bench/parse_rd.py --out /tmp/parse_rd --json /tmp/parse_rd.json
+
+Phases are saved under ``--out/{float,integer}/phaseK``: a re-run reuses finished ones and resumes
+an interrupted one, so an evaluation can be repeated without training.
 """
 
 from __future__ import annotations
@@ -12,67 +19,112 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hyreslib import data  # noqa: E402
-from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig  # noqa: E402
-from hyreslib.hyres.stages import Budget, train_residual  # noqa: E402
+from hyreslib.engine import TrainSetup  # noqa: E402
+from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig, bitstream  # noqa: E402
+from hyreslib.hyres.codec import HyresCodec  # noqa: E402
+from hyreslib.hyres.stages import run_schedule  # noqa: E402
 from hyreslib.metrics import bd_rate, bpp, psnr  # noqa: E402
 
+MODES = {"chosen": None, "latent": "latent"}  # what each curve codes: the encoder's choice, or the latent forced
 
-def curve(parse: str, args: argparse.Namespace, train, val, test) -> list[dict]:
-    points = []
-    for lmbda in args.lambdas:
+
+def evaluate(codec: HyresCodec, test: list, quality: int, mode: str | None) -> dict:
+    """Mean bpp and PSNR over ``test`` on a base of ``quality``, the bits of y and z per pixel, and
+    how many images coded y."""
+    rows = []
+    for _, x in test:
+        enc = codec.encode_detailed(x, quality, mode=mode)
+        pixels = x.shape[-2] * x.shape[-1]
+        _, parts = bitstream.read(enc.data)
+        y_bytes = len(parts["y_anchor"]) + len(parts["y_non_anchor"])
+        rows.append((bpp(len(enc.data), x.shape[-2], x.shape[-1]), psnr(codec.decode(enc.data), x),
+                     8 * y_bytes / pixels, 8 * len(parts["z"]) / pixels, enc.mode == "latent"))
+    mean = [sum(c) / len(rows) for c in zip(*rows)]
+    return {"bpp": mean[0], "psnr": mean[1], "y_bpp": mean[2], "z_bpp": mean[3], "latent_images": sum(r[4] for r in rows)}
+
+
+def curves(parse: str, args: argparse.Namespace, train, val, test) -> dict[str, list[dict]]:
+    cfg = ResidualConfig(N=args.N, M=args.M, depth=4, conditioning=args.conditioning, parse=parse)
+    setup = TrainSetup(steps=args.steps, crop=args.crop, batch=args.batch, lr=args.lr, log_every=10 ** 9)
+    first = TrainSetup(steps=args.first_steps, crop=args.crop, batch=args.batch, lr=args.lr, rate_warmup=0.1,
+                       log_every=10 ** 9)
+
+    def new_model() -> ResidualCodec:
         torch.manual_seed(0)
-        model = ResidualCodec(ResidualConfig(N=args.N, M=args.M, depth=4, conditioning=args.conditioning, parse=parse))
-        start = time.perf_counter()
-        codec, _ = train_residual(model, lmbda, JpegSettings(quality=args.quality), train, val,
-                                  Budget(steps=args.steps, crop=args.crop, batch=args.batch, lr=args.lr,
-                                         rate_warmup=0.1, log_every=10 ** 9), desc=f"{parse} λ={lmbda}")
-        trained = time.perf_counter() - start
-        rates, psnrs = [], []
-        for _, x in test:
-            coded = codec.encode(x)
-            rates.append(bpp(len(coded), x.shape[-2], x.shape[-1]))
-            psnrs.append(psnr(codec.decode(coded), x))
-        point = {"parse": parse, "lmbda": lmbda, "bpp": sum(rates) / len(rates), "psnr": sum(psnrs) / len(psnrs),
-                 "train_s": round(trained, 1), "images": len(rates)}
-        print(json.dumps(point), flush=True)
-        points.append(point)
-    return points
+        return ResidualCodec(cfg)
+
+    phases = run_schedule(args.lambdas, [JpegSettings(quality=args.quality)] * len(args.lambdas), train, val, setup,
+                          args.out / parse, new_model, first_setup=first)
+    out: dict[str, list[dict]] = {name: [] for name in MODES}
+    for phase in phases:
+        for quality in args.test_qualities or [args.quality]:
+            for name, mode in MODES.items():
+                point = {"parse": parse, "lmbda": phase.lmbda, "quality": quality, "curve": name,
+                         **evaluate(phase.codec, test, quality, mode), "images": len(test), "origin": phase.origin}
+                print(json.dumps(point), flush=True)
+                out[name].append(point)
+    return out
+
+
+def bd(anchor: list[dict], test: list[dict]) -> float | None:
+    try:  # too short a budget can leave a curve without distinct points (every image coded base-only)
+        return bd_rate([p["bpp"] for p in anchor], [p["psnr"] for p in anchor],
+                       [p["bpp"] for p in test], [p["psnr"] for p in test])
+    except ValueError as exc:
+        print(f"  not computable: {exc}")
+        return None
+
+
+def bd_rates(f: list[dict], i: list[dict]) -> dict[str, float | None]:
+    """BD-rates of the integer curve against the float one: along the base qualities of each λ, and
+    along the λ schedule at each base quality (wherever that makes more than one point)."""
+    out = {}
+    for key, along in (("lmbda", "quality"), ("quality", "lmbda")):
+        for value in dict.fromkeys(p[key] for p in f):
+            same = [[p for p in c if p[key] == value] for c in (f, i)]
+            if len(same[0]) > 1:
+                print(f"  {key} {value}, along {along}:")
+                out[f"{key}={value}"] = value = bd(*same)
+                if value is not None:
+                    print(f"    {value:+.2f} %")
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--lambdas", type=float, nargs="+", default=[0.032, 0.008, 0.002])
-    ap.add_argument("--quality", type=int, default=10, help="JPEG base quality")
+    ap.add_argument("--out", type=Path, required=True, help="folder of the trained phases (reused on a re-run)")
+    ap.add_argument("--first-steps", type=int, default=600, help="steps of the first phase (from scratch)")
+    ap.add_argument("--steps", type=int, default=150, help="steps of every later phase")
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[0.2, 0.1, 0.05, 0.025])
+    ap.add_argument("--quality", type=int, default=8, help="JPEG base quality of training")
+    ap.add_argument("--test-qualities", type=int, nargs="+",
+                    help="base qualities each phase codes the test images with (default: --quality); one λ and "
+                         "several base qualities also make a curve")
     ap.add_argument("--N", type=int, default=32)
     ap.add_argument("--M", type=int, default=48)
     ap.add_argument("--conditioning", default="none")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--dataset", default="cid22")
-    ap.add_argument("--images", type=int, default=0, help="validation images coded (0: all)")
+    ap.add_argument("--val-crops", type=int, default=4, help="CID22 validation images that choose the best step")
+    ap.add_argument("--test", default="kodak", help="the images reported (never used to choose)")
+    ap.add_argument("--images", type=int, default=0, help="test images coded (0: all)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    train, val = data.dataset(args.dataset, "train"), data.dataset(args.dataset, "validation")
-    test = list(val)[:args.images or None]
-    curves = {parse: curve(parse, args, train, val.subset(4), test) for parse in ("float", "integer")}
-    f, i = curves["float"], curves["integer"]
-    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "curves": curves}
-    try:  # too short a budget can leave a curve without distinct points (every image coded base-only)
-        bd = bd_rate([p["bpp"] for p in f], [p["psnr"] for p in f], [p["bpp"] for p in i], [p["psnr"] for p in i])
-        print(f"BD-rate, integer parse vs float parse: {bd:+.2f} %")
-    except ValueError as exc:
-        bd = None
-        print(f"BD-rate, integer parse vs float parse: not computable ({exc})")
-    result["bd_rate_integer_vs_float_percent"] = bd
+    train, val = data.dataset("cid22", "train"), data.dataset("cid22", "validation").subset(args.val_crops)
+    test = list(data.dataset(args.test, "test").subset(args.images or None))
+    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "curves": {parse: curves(parse, args, train, val, test) for parse in ("float", "integer")}}
+    for name in MODES:
+        print(f"BD-rate, integer parse vs float parse, {name} mode:")
+        result[f"bd_rate_{name}_percent"] = bd_rates(result["curves"]["float"][name],
+                                                     result["curves"]["integer"][name])
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

@@ -113,18 +113,26 @@ def by_fingerprint(fingerprint: bytes, path: Path = REGISTRY_PATH) -> str | None
 
 def ship(checkpoint: str | Path, name: str, source: str, commit: str, description: str = "",
          path: Path = REGISTRY_PATH, default: bool = False, group: str = "") -> ModelEntry:
-    """Copy a trained codec checkpoint into ``models/`` as a compact checkpoint (int8 kernels, xz;
-    no coding tables) and register it. The fingerprint is that of the shipped, dequantized model,
-    which is what encodes and decodes."""
+    """Copy a trained codec checkpoint into ``models/`` as a compact checkpoint (int8 kernels, xz)
+    and register it. The fingerprint is that of the shipped, dequantized model, which is what
+    encodes and decodes. A float-parse model ships without coding tables (rebuilt on loading: a
+    third of the file); an integer-parse model keeps the tables built from its dequantized
+    weights, with their digest, so that no machine rebuilds them (which could change the parse)."""
     from .checkpoint import load_checkpoint, save_checkpoint
     from .hyres.codec import CHECKPOINT_KIND, HyresCodec
 
     payload = load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)
     state = {k: v.new_empty(0) if k.rsplit(".", 1)[-1] in CODING_TABLES else v
-             for k, v in payload["state_dict"].items()}  # rebuilt from the weights on loading: a third of the file
+             for k, v in payload["state_dict"].items()}
     target = path.parent / f"{name}.ckpt"
     save_checkpoint(target, CHECKPOINT_KIND, payload["config"], state, payload["extra"], compact=True)
-    codec = HyresCodec.load(target)
+    codec = HyresCodec.load(target)  # tables built from the weights as every loader dequantizes them
+    if codec.residual.config.integer_parse:
+        # the tables are integers, stored exactly; the floats quantize as before, so they still match the digest
+        state.update({f"residual.{k}": v for k, v in codec.residual.state_dict().items()
+                      if k.rsplit(".", 1)[-1] in (*CODING_TABLES, "table_source")})
+        save_checkpoint(target, CHECKPOINT_KIND, payload["config"], state, payload["extra"], compact=True)
+        codec = HyresCodec.load(target)
     entry = ModelEntry(name=name, file=target.name, sha256=_sha256(target), size=target.stat().st_size,
                        fingerprint=codec.fingerprint.hex(), lmbda=codec.lmbda, base_quality=codec.jpeg.quality,
                        source=source, commit=commit, description=description, group=group)

@@ -10,8 +10,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from compressai.entropy_models import EntropyModel
 from torch import nn
 
+from hyreslib import models
+from hyreslib.checkpoint import load_checkpoint
 from hyreslib.container import CorruptStreamError
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, bitstream
 from hyreslib.hyres.fixed_point import ACT_LIMIT, FRAC_BITS, FixedPointSequential
@@ -258,3 +261,41 @@ def test_codec_files_of_the_integer_parse(integer_model, photo, tmp_path):
     with pytest.raises(CorruptStreamError, match="integer parse"):
         float_codec.decode(enc.data)
     assert float_codec.encode(photo)[4] == bitstream.VERSION == 2
+
+
+def _other_table_rounding(monkeypatch) -> None:
+    """A machine whose float coding tables come out differently (its pmfs off by ~1e-3 relative)."""
+    real = EntropyModel._pmf_to_cdf
+
+    def other(self, pmf, tail_mass, pmf_length, max_length):
+        wobble = 1 + 1e-3 * torch.cos(torch.arange(pmf.shape[-1], dtype=pmf.dtype))
+        return real(self, pmf * wobble, tail_mass, pmf_length, max_length)
+
+    monkeypatch.setattr(EntropyModel, "_pmf_to_cdf", other)
+
+
+def test_a_shipped_integer_model_decodes_anywhere(integer_model, photo, tmp_path, monkeypatch):
+    """``models.ship`` keeps the tables built from the shipped weights, with their digest: a machine
+    whose tables would come out differently, with every float weight one ULP off, reads the same symbols."""
+    ckpt = HyresCodec(copy.deepcopy(integer_model), JpegSettings(quality=5), lmbda=0.01).save(tmp_path / "int.ckpt")
+    entry = models.ship(ckpt, "int", source="a test", commit="0" * 40, path=tmp_path / "registry.json")
+    shipped = HyresCodec.load(tmp_path / entry.file)
+    assert shipped.fingerprint.hex() == entry.fingerprint
+    enc = shipped.encode_detailed(photo, mode="latent")
+    stored = {k[len("residual."):]: v for k, v in load_checkpoint(tmp_path / entry.file)["state_dict"].items()
+              if k.rsplit(".", 1)[-1] in (*models.CODING_TABLES, "table_source")}
+    assert len(stored) == 7 and all(v.numel() for v in stored.values())
+
+    _other_table_rounding(monkeypatch)
+    other = HyresCodec.load(tmp_path / entry.file)
+    assert all(torch.equal(other.residual.state_dict()[k], v) for k, v in stored.items())  # used as stored
+    other.residual = _ulps(other.residual, 1)
+    out = other.decode_detailed(enc.data)  # passes the content CRC: the same z and y symbols, the same base
+    assert (out.y_hat - enc.y_hat).abs().max() < 1e-3 and bool((enc.y_hat != 0).any())
+    # the same machine with tables rebuilt from the floats (what a shipped file without them does) loses the parse
+    other.residual.table_source.zero_()
+    other.residual.update()
+    rebuilt = other.residual.state_dict()
+    assert all(not torch.equal(rebuilt[k], v) for k, v in stored.items() if k.endswith("_quantized_cdf"))
+    with pytest.raises(CorruptStreamError):
+        other.decode(enc.data)

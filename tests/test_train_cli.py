@@ -81,3 +81,15 @@ def test_two_phase_schedule_under_torchrun_then_reused_by_one_process(tmp_path, 
     out = subprocess.run([sys.executable, *args], env=env, check=True, timeout=300, capture_output=True, text=True)
     assert out.stdout.count("reused") == 2  # one process recognises both phases the two ranks trained
     assert HyresCodec.load(p2).fingerprint == second.fingerprint
+
+
+def test_parse_reaches_the_model_and_an_init_of_another_parse_is_refused(tmp_path):
+    run = tmp_path / "run"
+    main(["--lambdas", "0.045", "--parse", "integer", *ONE_STEP, "--N", "16", "--M", "24",
+          "--data-root", str(tmp_path / "none"), "--out", str(run)])
+    codec = HyresCodec.load(run / "phase1" / "codec.ckpt")
+    assert codec.residual.config.parse == "integer"
+    assert codec.encode(torch.rand(3, 64, 64))[4] == 3  # a version-3 (integer-parse) file
+    with pytest.raises(SystemExit, match="integer parse, not float"):
+        main(["--lambdas", "0.032", "--init", str(run / "phase1" / "codec.ckpt"), "--parse", "float", *ONE_STEP,
+              "--data-root", str(tmp_path / "none"), "--out", str(tmp_path / "run2")])

@@ -23,7 +23,7 @@ import torch
 from .. import data, distributed
 from ..engine import TrainSetup
 from .codec import HyresCodec, JpegSettings
-from .residual import CONDITIONINGS, ResidualCodec, ResidualConfig
+from .residual import CONDITIONINGS, PARSES, ResidualCodec, ResidualConfig
 from .stages import Phase, run_schedule
 
 SWITCH = {"auto": "auto", "on": True, "off": False}
@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--base-qualities", type=int, nargs="+", help="one JPEG base quality per λ")
     p.add_argument("--conditioning", choices=CONDITIONINGS, default="none",
                    help="base: the decoded JPEG base also feeds g_a, the entropy model and g_s")
+    p.add_argument("--parse", choices=PARSES,
+                   help="integer: y's coding tables chosen in integer arithmetic from z, so files decode on any "
+                        "machine (default: float; with --init: its own)")
     p.add_argument("--latent-dropout", type=float, default=0.0,
                    help="fraction of crops trained without a latent (the encoder's latent-free mode)")
     p.add_argument("--val-images", type=int, default=0, help="validation images for model selection (0: all)")
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"train_cli: {len(qualities)} base qualities for {len(args.lambdas)} λ phases")
     world, device = distributed.setup(args.device)
     init = HyresCodec.load(args.init) if args.init else None
+    if init and args.parse and args.parse != init.residual.config.parse:
+        raise SystemExit(f"train_cli: --init codes with the {init.residual.config.parse} parse, not {args.parse}")
     base = init.jpeg if init else JpegSettings(quality=args.jpeg_quality)
     settings = [replace(base, quality=q) for q in qualities] if qualities else [base] * len(args.lambdas)
     train_images = data.train_set(root=args.data_root)
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                        device=str(device), amp=args.amp, channels_last=SWITCH[args.channels_last],
                        checkpoint_every_s=args.checkpoint_every_s, checkpoint_every_steps=args.checkpoint_every_steps)
     first_setup = replace(setup, steps=args.first_steps or args.steps, rate_warmup=args.rate_warmup)
-    config = ResidualConfig(N=args.N, M=args.M, depth=args.depth, conditioning=args.conditioning)
+    config = ResidualConfig(N=args.N, M=args.M, depth=args.depth, conditioning=args.conditioning,
+                            parse=args.parse or "float")
 
     def report(phase: Phase) -> None:
         print(f"phase {phase.index} (λ={phase.lmbda}, base q{phase.codec.jpeg.quality}): {phase.checkpoint} — "
