@@ -1,17 +1,20 @@
 """RD cost of the integer parse (decode anywhere) against the float parse, on one training budget.
 
-Trains one λ schedule per parse (or one λ) with identical settings (same seed, CID22 training crops, steps
-and λ list; each phase starts from the previous one, as ``stages.run_schedule`` does, and keeps
-its best weights on CID22 validation crops), then codes the test images (Kodak; never used to
-choose anything) through real ``.hyr`` files, on each ``--test-qualities`` base, twice per phase: in the mode the encoder chooses by
-rate-distortion cost, and forced into the latent mode, where the parse is what is measured. Prints
-each point (bpp, PSNR, bits of y and z) and the BD-rate of the integer parse against the float
-parse for both (positive: the integer parse needs more bits)::
+Trains one λ schedule (or one λ) per parse with identical settings (same seed, CID22 training
+crops, steps and λ list; each phase starts from the previous one, as ``stages.run_schedule``
+does, and keeps its best weights on CID22 validation crops), then codes the test images (Kodak;
+never used to choose anything) through real ``.hyr`` files on each ``--test-qualities`` base, in
+the mode the encoder chooses by rate-distortion cost and forced into the latent mode, where the
+parse is what is measured. Prints each point (bpp, PSNR, bits of y and z) and the BD-rates of the
+integer parse against the float parse (positive: the integer parse needs more bits), along the
+base qualities of each λ and along the λ schedule at each base quality::
 
-    PYTHONPATH=$PWD python bench/parse_rd.py --out /tmp/parse_rd --json /tmp/parse_rd.json
+    PYTHONPATH=$PWD python bench/parse_rd.py --out /tmp/parse_rd --lambdas 0.1 0.03 0.01 --first-steps 500 \
+        --steps 300 --batch 4 --test-qualities 5 8 12 16 --images 8 --json /tmp/parse_rd.json
 
 Phases are saved under ``--out/{float,integer}/phaseK``: a re-run reuses finished ones and resumes
-an interrupted one, so an evaluation can be repeated without training.
+an interrupted one, so an evaluation can be repeated without training. On a shared CPU, run with
+``OMP_NUM_THREADS=1``: with two threads that the scheduler keeps apart a step takes ten times longer.
 """
 
 from __future__ import annotations
@@ -31,22 +34,28 @@ from hyreslib.hyres.codec import HyresCodec  # noqa: E402
 from hyreslib.hyres.stages import run_schedule  # noqa: E402
 from hyreslib.metrics import bd_rate, bpp, psnr  # noqa: E402
 
-MODES = {"chosen": None, "latent": "latent"}  # what each curve codes: the encoder's choice, or the latent forced
+MODES = ("chosen", "latent")  # what each curve codes: the encoder's choice, or the latent forced
 
 
-def evaluate(codec: HyresCodec, test: list, quality: int, mode: str | None) -> dict:
-    """Mean bpp and PSNR over ``test`` on a base of ``quality``, the bits of y and z per pixel, and
-    how many images coded y."""
-    rows = []
+def evaluate(codec: HyresCodec, test: list, quality: int) -> dict[str, dict]:
+    """Per mode: mean bpp and PSNR over ``test`` on a base of ``quality``, the bits of y and z per
+    pixel, and how many images coded y."""
+    rows: dict[str, list] = {name: [] for name in MODES}
     for _, x in test:
-        enc = codec.encode_detailed(x, quality, mode=mode)
-        pixels = x.shape[-2] * x.shape[-1]
-        _, parts = bitstream.read(enc.data)
-        y_bytes = len(parts["y_anchor"]) + len(parts["y_non_anchor"])
-        rows.append((bpp(len(enc.data), x.shape[-2], x.shape[-1]), psnr(codec.decode(enc.data), x),
-                     8 * y_bytes / pixels, 8 * len(parts["z"]) / pixels, enc.mode == "latent"))
-    mean = [sum(c) / len(rows) for c in zip(*rows)]
-    return {"bpp": mean[0], "psnr": mean[1], "y_bpp": mean[2], "z_bpp": mean[3], "latent_images": sum(r[4] for r in rows)}
+        chosen = codec.encode_detailed(x, quality)
+        latent = chosen if chosen.mode == "latent" else codec.encode_detailed(x, quality, mode="latent")
+        h, w = x.shape[-2:]
+        for name, enc in zip(MODES, (chosen, latent)):
+            _, parts = bitstream.read(enc.data)
+            y_bytes = len(parts["y_anchor"]) + len(parts["y_non_anchor"])
+            rows[name].append((bpp(len(enc.data), h, w), psnr(codec.decode(enc.data), x), bpp(y_bytes, h, w),
+                               bpp(len(parts["z"]), h, w), enc.mode == "latent"))
+    out = {}
+    for name, r in rows.items():
+        mean = [sum(c) / len(r) for c in zip(*r)]
+        out[name] = {"bpp": mean[0], "psnr": mean[1], "y_bpp": mean[2], "z_bpp": mean[3],
+                     "latent_images": sum(row[4] for row in r)}
+    return out
 
 
 def curves(parse: str, args: argparse.Namespace, train, val, test) -> dict[str, list[dict]]:
@@ -64,9 +73,9 @@ def curves(parse: str, args: argparse.Namespace, train, val, test) -> dict[str, 
     out: dict[str, list[dict]] = {name: [] for name in MODES}
     for phase in phases:
         for quality in args.test_qualities or [args.quality]:
-            for name, mode in MODES.items():
-                point = {"parse": parse, "lmbda": phase.lmbda, "quality": quality, "curve": name,
-                         **evaluate(phase.codec, test, quality, mode), "images": len(test), "origin": phase.origin}
+            for name, values in evaluate(phase.codec, test, quality).items():
+                point = {"parse": parse, "lmbda": phase.lmbda, "quality": quality, "curve": name, **values,
+                         "images": len(test), "origin": phase.origin}
                 print(json.dumps(point), flush=True)
                 out[name].append(point)
     return out

@@ -5,7 +5,7 @@ decodes every file on the CPU with perturbed float paths: other thread counts, t
 float64, every float parameter one ULP up or down. Prints, per decoder, how many files parsed to
 the encoder's symbols (their content CRC matched) and the largest pixel difference::
 
-    PYTHONPATH=$PWD python bench/parse_robustness.py --checkpoint models/x.ckpt --device cuda
+    PYTHONPATH=$PWD python bench/parse_robustness.py --checkpoint models/x.ckpt models/y.ckpt --device cuda
 """
 
 from __future__ import annotations
@@ -80,16 +80,17 @@ def check(codec: HyresCodec, images, label: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", type=Path,
-                    help="a codec checkpoint (default: fresh N=48/M=64 models of both parses)")
+    ap.add_argument("--checkpoint", type=Path, nargs="+",
+                    help="codec checkpoints (default: fresh N=48/M=64 models of both parses)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dataset", default="kodak")
     ap.add_argument("--images", type=int, default=4)
     args = ap.parse_args()
     images = list(data.dataset(args.dataset, "test" if args.dataset == "kodak" else "validation"))[:args.images]
+    for path in args.checkpoint or []:
+        codec = HyresCodec.load(path, device=args.device)
+        check(codec, images, f"{path.parent.name}/{path.name} ({codec.residual.config.parse})")
     if args.checkpoint:
-        codec = HyresCodec.load(args.checkpoint, device=args.device)
-        check(codec, images, f"{args.checkpoint.name} ({codec.residual.config.parse})")
         return
     for parse in ("float", "integer"):
         torch.manual_seed(0)

@@ -83,10 +83,14 @@ def test_two_phase_schedule_under_torchrun_then_reused_by_one_process(tmp_path, 
     assert HyresCodec.load(p2).fingerprint == second.fingerprint
 
 
-def test_parse_reaches_the_model_and_an_init_of_another_parse_is_refused(tmp_path):
+def test_parse_reaches_the_model_and_an_init_of_another_parse_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
-    main(["--lambdas", "0.045", "--parse", "integer", *ONE_STEP, "--N", "16", "--M", "24",
-          "--data-root", str(tmp_path / "none"), "--out", str(run)])
+    args = ["--lambdas", "0.045", *ONE_STEP, "--N", "16", "--M", "24", "--data-root", str(tmp_path / "none"),
+            "--out", str(run)]
+    main(args)
+    assert HyresCodec.load(run / "phase1" / "codec.ckpt").residual.config.parse == "float"
+    main([*args, "--parse", "integer"])  # the same settings otherwise: the float phase is not taken for it
+    assert "reused" not in capsys.readouterr().out
     codec = HyresCodec.load(run / "phase1" / "codec.ckpt")
     assert codec.residual.config.parse == "integer"
     assert codec.encode(torch.rand(3, 64, 64))[4] == 3  # a version-3 (integer-parse) file

@@ -174,6 +174,8 @@ def run_schedule(lambdas: Sequence[float], settings: Sequence[JpegSettings], tra
         folder.mkdir(parents=True, exist_ok=True)
         ckpt, hist = folder / "codec.ckpt", None
         codec = load_finished(ckpt, sig, phase_setup.device)
+        if codec is not None and previous is None and codec.residual.config != new_model().config:
+            codec = None  # the signature of a phase from scratch does not name the model's shape or parse
         if codec is not None:
             origin = "reused: finished earlier with the same settings"
         else:
