@@ -1,7 +1,9 @@
-"""The one-shot device check runs every section on this machine (CPU scale when there is no GPU)."""
+"""The benches run end to end: the one-shot device check (CPU scale when there is no GPU), the RD cost of the
+integer parse."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +25,22 @@ def test_device_check_runs_every_section():
                 "Cheng2020 checkerboard N192", "bmshj2018-hyperprior q3", "mbt2018 q3"):
         assert row in out, row
     assert "every section finished" in out
+
+
+@pytest.mark.slow
+def test_parse_rd_trains_both_parses_and_reuses_them(tmp_path):
+    """``bench/parse_rd.py`` end to end at a toy budget: both curves (chosen and forced latent) on two
+    bases, a BD-rate entry, and a second run that reuses the trained phases instead of training."""
+    args = [sys.executable, str(ROOT / "bench" / "parse_rd.py"), "--out", str(tmp_path / "phases"), "--lambdas", "0.1",
+            "--first-steps", "2", "--crop", "64", "--batch", "2", "--N", "16", "--M", "24", "--val-crops", "1",
+            "--images", "1", "--test-crop", "64", "--test-qualities", "8", "30", "--json", str(tmp_path / "rd.json")]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    result = json.loads((tmp_path / "rd.json").read_text())
+    for parse in ("float", "integer"):
+        for mode in ("chosen", "latent"):
+            assert [p["quality"] for p in result["curves"][parse][mode]] == [8, 30]
+        assert all(p["y_bpp"] > 0 for p in result["curves"][parse]["latent"])  # forced: y is coded
+    assert set(result["bd_rate_latent_percent"]) == {"lmbda=0.1"}
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count('"origin": "reused') == 8
