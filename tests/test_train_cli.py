@@ -1,6 +1,7 @@
 """The command-line schedule trainer: ``--init`` starts from the given phase, finished phases are
-reused, ``--resume`` continues a phase's state, the training options reach the engine; alone and
-under torchrun with two gloo processes training a two-phase schedule."""
+reused (only for the same model), ``--resume`` continues a phase's state, the training options reach
+the engine and ``--parse`` the model; alone and under torchrun with two gloo processes training a
+two-phase schedule."""
 
 from __future__ import annotations
 
