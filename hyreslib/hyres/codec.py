@@ -198,7 +198,7 @@ class HyresCodec:
         if not self.tiling.applies(height, width):
             return MEMORY_FIXED + hp * wp * (per_pixel + refine)
         side = self.tiling.extent(self.residual.downsampling_factor)
-        return MEMORY_FIXED + hp * wp * MEMORY_TILED_PER_PIXEL + side * side * (per_pixel + refine)
+        return MEMORY_FIXED + hp * wp * MEMORY_TILED_PER_PIXEL + min(side, hp) * min(side, wp) * (per_pixel + refine)
 
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -248,7 +248,7 @@ class HyresCodec:
         return self._tiled(lambda t, piece, b: self.residual.synthesise(piece, self.residual.features(
             side_input(b, quality))), [(y_hat, stride), (self._pad(base), 1)], size, 1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None,
                         mode: str | None = None) -> Encoded:
         """Encode in coding ``mode`` (see :mod:`.bitstream`); when None, a codec that knows its λ
@@ -311,7 +311,7 @@ class HyresCodec:
         return {k: float(likelihood_bits(v)) for k, v in out["likelihoods"].items()}
 
     # -- decoding -------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
         """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
