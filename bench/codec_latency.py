@@ -4,7 +4,8 @@ the zoo's N = M = 192, and mbt2018 (serial autoregressive context, quality 3), o
 
     .venv/bin/python bench/codec_latency.py [--device cpu|cuda|auto] [--checkpoint CKPT | --model NAME]
                                             [--N 128 --M 192 --conditioning none|base --refine-width 0]
-                                            [--image PATH] [--repeat 3] [--threads 2] [--json OUT]
+                                            [--image PATH] [--repeat 3] [--threads 2] [--peers all|same]
+                                            [--json OUT]
 
 HyRES times cover the whole codec (JPEG encode + canonical decode, residual coding, container;
 decode: JPEG decode, residual decode, reconstruction, refiner); the CompressAI times cover
@@ -12,7 +13,8 @@ decode: JPEG decode, residual decode, reconstruction, refiner); the CompressAI t
 choosing among its coding modes, which decodes each candidate picture (a synthesis per mode with a
 latent; the peers' ``compress`` runs no synthesis), so encode is timed twice: with that mode search,
 and in the mode it chose (``encode_detailed(mode=...)``). Each model is run once to warm up, then
-``--repeat`` times; the median is reported. The ratio columns are HyRES / peer, measured in the same run.
+``--repeat`` times, every codec in turn in each round; the median is reported. The ratio columns are
+HyRES / peer, measured in the same run.
 
 The same-size peer is CompressAI's Cheng2020AnchorCheckerboard with its latent width (g_a's last
 convolution, g_s's first block, h_a's input, h_s's output, the entropy parameters and the context
@@ -65,16 +67,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, repeat: int):
-    fn()  # warm-up
-    times, result = [], None
+def measure(cases: list[dict], device: torch.device, repeat: int) -> None:
+    """Time every case's ``encode`` and ``decode`` in turns (one warm-up call each, then ``repeat``
+    rounds over all cases), so that a change of the machine's load during the run reaches every
+    codec alike; store the medians as ``encode_s`` / ``decode_s``."""
+    ops = [(case, op) for case in cases for op in ("encode", "decode")]
+    times: dict[tuple[int, str], list[float]] = {(id(c), op): [] for c, op in ops}
+    for case, op in ops:
+        case[op]()
     for _ in range(repeat):
-        sync(device)
-        t0 = time.perf_counter()
-        result = fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+        for case, op in ops:
+            sync(device)
+            t0 = time.perf_counter()
+            case[op]()
+            sync(device)
+            times[id(case), op].append(time.perf_counter() - t0)
+    for case, op in ops:
+        case[f"{op}_s"] = statistics.median(times[id(case), op])
+        del case[op]
 
 
 def load_image(path: str | None) -> tuple[str, torch.Tensor]:
@@ -113,18 +123,30 @@ def hyres_codec(args, x: torch.Tensor, device: torch.device) -> tuple[HyresCodec
 
 def bench_hyres(args, x: torch.Tensor, device: torch.device) -> list[dict]:
     codec, note = hyres_codec(args, x, device)
-    enc_s, encoded = timed(lambda: codec.encode_detailed(x), device, args.repeat)
-    dec_s, _ = timed(lambda: codec.decode(encoded.data), device, args.repeat)
-    params = sum(p.numel() for p in codec.residual.parameters())
+    encoded = codec.encode_detailed(x)
     cfg = codec.residual.config
+    row = {"params": sum(p.numel() for p in codec.residual.parameters()), "bytes": len(encoded.data),
+           "N": cfg.N, "M": cfg.M}
     search = "modes " + "/".join(bitstream.MODES) if codec.lmbda is not None else "latent only: no λ"
-    rows = [{"model": "HyRES", "params": params, "encode_s": enc_s, "decode_s": dec_s, "bytes": len(encoded.data),
-             "N": cfg.N, "M": cfg.M, "note": f"{note}; encode = mode search ({search}), chose {encoded.mode}"}]
+    rows = [{**row, "model": "HyRES", "encode": lambda: codec.encode_detailed(x),
+             "decode": lambda: codec.decode(encoded.data),
+             "note": f"{note}; encode = mode search ({search}), chose {encoded.mode}"}]
     if codec.lmbda is not None:
-        fixed_s, fixed = timed(lambda: codec.encode_detailed(x, mode=encoded.mode), device, args.repeat)
-        rows.append({"model": f"HyRES, {encoded.mode} mode only", "params": params, "encode_s": fixed_s,
-                     "decode_s": dec_s, "bytes": len(fixed.data), "N": cfg.N, "M": cfg.M,
-                     "note": f"encode_detailed(mode={encoded.mode!r}): no mode search; same decode"})
+        rows.append({**row, "model": f"HyRES, {encoded.mode} mode only",
+                     "encode": lambda: codec.encode_detailed(x, mode=encoded.mode),
+                     "decode": lambda: codec.decode(encoded.data),
+                     "note": f"encode_detailed(mode={encoded.mode!r}): no mode search; the same file"})
+    if codec.refine is not None:
+        def bare_decode() -> torch.Tensor:
+            refine, codec.refine = codec.refine, None
+            try:
+                return codec.decode(encoded.data)
+            finally:
+                codec.refine = refine
+
+        rows.append({**row, "model": "HyRES without its refiner", "encode": lambda: codec.encode_detailed(x),
+                     "decode": bare_decode,
+                     "note": f"the same model and file, no refiner (width {codec.refine.width}) when decoding"})
     return rows
 
 
@@ -163,10 +185,11 @@ def bench_zoo(name: str, model: nn.Module, x: torch.Tensor, device: torch.device
         scale_latent(model, model.g_a(xp), args.latent_std)
     model.update(force=True)
     with torch.no_grad():
-        enc_s, out = timed(lambda: model.compress(xp), device, args.repeat)
-        dec_s, _ = timed(lambda: model.decompress(out["strings"], out["shape"]), device, args.repeat)
-    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "encode_s": enc_s,
-            "decode_s": dec_s, "bytes": _nbytes(out["strings"]), "note": f"untrained, latent std scaled to {args.latent_std}"}
+        out = model.compress(xp)
+    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "bytes": _nbytes(out["strings"]),
+            "encode": torch.no_grad()(lambda: model.compress(xp)),
+            "decode": torch.no_grad()(lambda: model.decompress(out["strings"], out["shape"])),
+            "note": f"untrained, latent std scaled to {args.latent_std}"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="timed runs per model after one warm-up (median)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--latent-std", type=float, default=4.0, help="latent spread given to untrained models")
+    p.add_argument("--peers", choices=["all", "same"], default="all",
+                   help="all: every CompressAI peer; same: only the checkerboard of HyRES's N/M")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -198,19 +223,23 @@ def main(argv: list[str] | None = None) -> int:
     hyres = bench_hyres(args, x, device)
     N, M = hyres[0]["N"], hyres[0]["M"]
     peers = [bench_zoo(f"Cheng2020 checkerboard N{N} M{M}", cheng_checkerboard(N, M), x, device, args)]
-    if (N, M) != (192, 192):
-        peers.append(bench_zoo("Cheng2020 checkerboard N192", cheng_checkerboard(192, 192), x, device, args))
-    peers += [bench_zoo("bmshj2018-hyperprior q3", bmshj2018_hyperprior(quality=3, pretrained=False), x, device, args),
-              bench_zoo("mbt2018 q3 (autoregressive)", mbt2018(quality=3, pretrained=False), x, device, args)]
+    if args.peers == "all":
+        if (N, M) != (192, 192):
+            peers.append(bench_zoo("Cheng2020 checkerboard N192", cheng_checkerboard(192, 192), x, device, args))
+        peers += [bench_zoo("bmshj2018-hyperprior q3", bmshj2018_hyperprior(quality=3, pretrained=False), x, device,
+                            args),
+                  bench_zoo("mbt2018 q3 (autoregressive)", mbt2018(quality=3, pretrained=False), x, device, args)]
+    measure(hyres + peers, device, args.repeat)
     print(f"{'model':34s} {'params':>10s} {'enc s':>8s} {'dec s':>8s} {'bytes':>8s}")
     for r in hyres + peers:
         print(f"{r['model']:34s} {r['params']:10d} {r['encode_s']:8.3f} {r['decode_s']:8.3f} {r['bytes']:8d}")
-    print(f"\nHyRES / peer (same run; < 1: HyRES faster)\n{'peer':34s} {'encode':>8s} {'enc, 1 mode':>11s} {'decode':>8s}")
+    print("\nHyRES / peer, measured in this run (< 1: HyRES faster)")
+    print(f"{'HyRES':34s} {'peer':34s} {'encode':>7s} {'decode':>7s}")
     for r in peers:
-        ratios = {"encode": hyres[0]["encode_s"] / r["encode_s"], "encode_one_mode": hyres[-1]["encode_s"] / r["encode_s"],
-                  "decode": hyres[0]["decode_s"] / r["decode_s"]}
-        r["hyres_over_peer"] = ratios
-        print(f"{r['model']:34s} {ratios['encode']:8.2f} {ratios['encode_one_mode']:11.2f} {ratios['decode']:8.2f}")
+        r["hyres_over_peer"] = {h["model"]: {k: h[f"{k}_s"] / r[f"{k}_s"] for k in ("encode", "decode")}
+                                for h in hyres}
+        for h, ratio in r["hyres_over_peer"].items():
+            print(f"{h:34s} {r['model']:34s} {ratio['encode']:7.2f} {ratio['decode']:7.2f}")
     print()
     for r in hyres + peers:
         print(f"  {r['model']}: {r['note']}")
