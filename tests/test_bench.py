@@ -23,3 +23,15 @@ def test_device_check_runs_every_section():
                 "Cheng2020 checkerboard N192", "bmshj2018-hyperprior q3", "mbt2018 q3"):
         assert row in out, row
     assert "every section finished" in out
+
+
+@pytest.mark.slow
+def test_large_photo_bench_measures_every_codec_whole_and_tiled():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "large_photo.py"), "--sizes", "0.05", "--N", "16",
+                           "--M", "24", "--refine-width", "8", "--hidenet-width", "4", "--threads", "1"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "failed" not in done.stdout
+    for kind in ("hyres whole", "hyres tiled", "hidenet"):
+        for step in ("encode", "decode"):
+            assert any(line.startswith(kind) and f" {step} " in line for line in done.stdout.splitlines()), (kind, step)
