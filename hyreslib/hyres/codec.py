@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numbers
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,9 @@ CHECKPOINT_KIND = "hyres-codec"
 MEMORY_FIXED = 256 << 20
 MEMORY_PER_PIXEL = 128
 MEMORY_PER_PIXEL_CHANNEL = 4
-# Tiled: the whole-image planes (image, base, residual, reconstruction, padded copies) per pixel, and
-# the refiner's activations per tile pixel and channel of its width (measured: bench/large_photo.py).
+# Tiled: the whole-image planes (image, base, residual, reconstruction, padded copies) per pixel; and the
+# refiner's activations per pixel (of the image, or of a tile) and channel of its width. Upper bounds of the
+# peak RSS bench/large_photo.py measured (quick model at 1 and 4 MP whole and tiled, paper scale at 8 MP tiled).
 MEMORY_TILED_PER_PIXEL = 160
 MEMORY_REFINE_PER_PIXEL_CHANNEL = 48
 
@@ -212,7 +214,8 @@ class HyresCodec:
     def _residual_input(self, x: Tensor, base: Tensor) -> Tensor:
         return self._pad(x - base)
 
-    def _tiled(self, fn, inputs: list[tuple[Tensor, int]], size: tuple[int, int], out_stride: int) -> Tensor:
+    def _tiled(self, fn: Callable[..., Tensor], inputs: list[tuple[Tensor, int]], size: tuple[int, int],
+               out_stride: int) -> Tensor:
         return run_tiled(fn, inputs, size, out_stride, self.tiling, self.residual.downsampling_factor)
 
     def _features(self, base: Tensor, quality: int) -> list[Tensor] | None:
