@@ -128,7 +128,9 @@ def compose(base: Tensor, r_hat: Tensor, refine: nn.Module | None = None, clamp:
     x = base + r_hat
     if refine is not None:
         batch = x[None] if x.dim() == 3 else x
-        batch = refine(batch) if tiling is None else refine.tiled(batch, tiling)
+        # in tiles when asked and the refiner has a tiled pass (MultiScaleRefine), else on the whole image
+        tiled = tiling is not None and hasattr(refine, "tiled")
+        batch = refine.tiled(batch, tiling) if tiled else refine(batch)
         x = batch[0] if x.dim() == 3 else batch
     return x.clamp(0, 1) if clamp else x
 
@@ -196,7 +198,7 @@ class HyresCodec:
         hp, wp = self._padded(height, width)
         per_channel = MEMORY_PER_PIXEL_CHANNEL * (2 if self.residual.config.conditional else 1)
         per_pixel = MEMORY_PER_PIXEL + per_channel * self.residual.config.N
-        refine = MEMORY_REFINE_PER_PIXEL_CHANNEL * self.refine.width if self.refine is not None else 0
+        refine = MEMORY_REFINE_PER_PIXEL_CHANNEL * getattr(self.refine, "width", 0)  # a MultiScaleRefine's
         if not self.tiling.applies(height, width):
             return MEMORY_FIXED + hp * wp * (per_pixel + refine)
         side = self.tiling.extent(self.residual.downsampling_factor)
