@@ -44,3 +44,15 @@ def test_parse_rd_trains_both_parses_and_reuses_them(tmp_path):
     assert set(result["bd_rate_latent_percent"]) == {"lmbda=0.1"}
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count('"origin": "reused') == 8
+
+
+@pytest.mark.slow
+def test_large_photo_bench_measures_every_codec_whole_and_tiled():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "large_photo.py"), "--sizes", "0.05", "--N", "16",
+                           "--M", "24", "--refine-width", "8", "--hidenet-width", "4", "--threads", "1"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "failed" not in done.stdout
+    for kind in ("hyres whole", "hyres tiled", "hidenet"):
+        for step in ("encode", "decode"):
+            assert any(line.startswith(kind) and f" {step} " in line for line in done.stdout.splitlines()), (kind, step)

@@ -24,12 +24,17 @@ promises and what it does not), which the decoder checks: decoding that lost syn
 parameters computed differently on another device) or an altered string fails loudly instead of
 showing a wrong image. Before decoding anything large the decoder checks the size the header
 claims and its own working-memory estimate against :mod:`hyreslib.limits`.
+
+Images larger than ``HyresCodec.tiling.threshold`` pixels run the transforms, the base pyramid and
+the refiner in overlapping tiles (:mod:`.tiling`), so their working memory grows with the pixel
+count only through a few whole-image planes; the latent is entropy-coded whole, as for any image.
 """
 
 from __future__ import annotations
 
 import numbers
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,7 @@ from .bitstream import STRINGS, Header
 from .conditioning import side_input
 from .refine import MultiScaleRefine
 from .residual import ResidualCodec, ResidualConfig, likelihood_bits
+from .tiling import Tiling, run_tiled
 
 CHECKPOINT_KIND = "hyres-codec"
 # Decoder working memory, bytes = FIXED + padded pixels * (PER_PIXEL + PER_PIXEL_CHANNEL * N), the channel term
@@ -57,6 +63,11 @@ CHECKPOINT_KIND = "hyres-codec"
 MEMORY_FIXED = 256 << 20
 MEMORY_PER_PIXEL = 128
 MEMORY_PER_PIXEL_CHANNEL = 4
+# Tiled: the whole-image planes (image, base, residual, reconstruction, padded copies) per pixel; and the
+# refiner's activations per pixel (of the image, or of a tile) and channel of its width. Upper bounds of the
+# peak RSS bench/large_photo.py measured (quick model at 1 and 4 MP whole and tiled, paper scale at 8 MP tiled).
+MEMORY_TILED_PER_PIXEL = 160
+MEMORY_REFINE_PER_PIXEL_CHANNEL = 48
 
 
 class LatentMismatchError(CorruptStreamError):
@@ -110,12 +121,17 @@ def content_crc(z_symbols: Tensor, symbols: Tensor, base: Tensor) -> int:
     return zlib.crc32(to_uint8(base.cpu()).tobytes(), crc)
 
 
-def compose(base: Tensor, r_hat: Tensor, refine: nn.Module | None = None, clamp: bool = True) -> Tensor:
-    """The reconstruction ``base + r_hat``, refined when a refiner is given; only this final image
-    is clamped (training uses ``clamp=False`` to keep gradients everywhere)."""
+def compose(base: Tensor, r_hat: Tensor, refine: nn.Module | None = None, clamp: bool = True,
+            tiling: Tiling | None = None) -> Tensor:
+    """The reconstruction ``base + r_hat``, refined when a refiner is given (in tiles with ``tiling``);
+    only this final image is clamped (training uses ``clamp=False`` to keep gradients everywhere)."""
     x = base + r_hat
     if refine is not None:
-        x = refine(x[None])[0] if x.dim() == 3 else refine(x)
+        batch = x[None] if x.dim() == 3 else x
+        # in tiles when asked and the refiner has a tiled pass (MultiScaleRefine), else on the whole image
+        tiled = tiling is not None and hasattr(refine, "tiled")
+        batch = refine.tiled(batch, tiling) if tiled else refine(batch)
+        x = batch[0] if x.dim() == 3 else batch
     return x.clamp(0, 1) if clamp else x
 
 
@@ -131,10 +147,13 @@ class HyresCodec:
     """Encode images to ``.hyr`` bytes and back with one trained residual model."""
 
     def __init__(self, residual: ResidualCodec, jpeg: JpegSettings = JpegSettings(),
-                 refine: nn.Module | None = None, device: torch.device | str = "cpu", lmbda: float | None = None):
+                 refine: nn.Module | None = None, device: torch.device | str = "cpu", lmbda: float | None = None,
+                 tiling: Tiling = Tiling()):
         """``lmbda``: the λ the model was trained for; with it the encoder chooses, per image,
-        between coding the latent and the latent-free mode by rate-distortion cost."""
+        between coding the latent and the latent-free mode by rate-distortion cost. ``tiling``:
+        above which size, and how, the per-pixel networks run in tiles (settable attribute)."""
         self.device = torch.device(device)
+        self.tiling = tiling
         self.jpeg = jpeg
         self.lmbda = lmbda
         # Coding tables are always built on the CPU so that every device codes with the same CDFs.
@@ -174,10 +193,16 @@ class HyresCodec:
 
     def working_memory(self, height: int, width: int) -> int:
         """Estimated peak bytes of decoding a ``height`` x ``width`` image (measured: see
-        ``bench/decoder_memory.py``): the synthesis transform's activations dominate."""
+        ``bench/decoder_memory.py`` and ``bench/large_photo.py``): the activations of the synthesis
+        transform and the refiner dominate, over the whole image or, tiled, over one tile."""
         hp, wp = self._padded(height, width)
         per_channel = MEMORY_PER_PIXEL_CHANNEL * (2 if self.residual.config.conditional else 1)
-        return MEMORY_FIXED + hp * wp * (MEMORY_PER_PIXEL + per_channel * self.residual.config.N)
+        per_pixel = MEMORY_PER_PIXEL + per_channel * self.residual.config.N
+        refine = MEMORY_REFINE_PER_PIXEL_CHANNEL * getattr(self.refine, "width", 0)  # a MultiScaleRefine's
+        if not self.tiling.applies(height, width):
+            return MEMORY_FIXED + hp * wp * (per_pixel + refine)
+        side = self.tiling.extent(self.residual.downsampling_factor)
+        return MEMORY_FIXED + hp * wp * MEMORY_TILED_PER_PIXEL + min(side, hp) * min(side, wp) * (per_pixel + refine)
 
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -191,7 +216,44 @@ class HyresCodec:
     def _residual_input(self, x: Tensor, base: Tensor) -> Tensor:
         return self._pad(x - base)
 
-    @torch.no_grad()
+    def _tiled(self, fn: Callable[..., Tensor], inputs: list[tuple[Tensor, int]], size: tuple[int, int],
+               out_stride: int) -> Tensor:
+        return run_tiled(fn, inputs, size, out_stride, self.tiling, self.residual.downsampling_factor)
+
+    def _features(self, base: Tensor, quality: int) -> list[Tensor] | None:
+        """The base pyramid of a conditional model (None otherwise); tiled, only its coarsest
+        level, the one the entropy model takes (the synthesis rebuilds the rest tile by tile)."""
+        if not self.residual.config.conditional:
+            return None
+        if not self.tiling.applies(*base.shape[-2:]):
+            return self.residual.features(self._cond(base, quality))
+        b = self._pad(base)
+        return [self._tiled(lambda t, piece: self.residual.features(side_input(piece, quality))[-1], [(b, 1)],
+                            b.shape[-2:], 2 ** self.residual.config.depth)]
+
+    def _analyse(self, x: Tensor, base: Tensor, quality: int) -> Tensor:
+        """The latent y of the padded residual ``x - base`` (in tiles for a large image)."""
+        r = self._residual_input(x, base)
+        if not self.tiling.applies(*x.shape[-2:]):
+            return self.residual.analyse(r, self._cond(base, quality))
+        stride = 2 ** self.residual.config.depth
+        if not self.residual.config.conditional:
+            return self._tiled(lambda t, piece: self.residual.analyse(piece), [(r, 1)], r.shape[-2:], stride)
+        return self._tiled(lambda t, piece, b: self.residual.analyse(piece, side_input(b, quality)),
+                           [(r, 1), (self._pad(base), 1)], r.shape[-2:], stride)
+
+    def _synthesise(self, y_hat: Tensor, base: Tensor, quality: int, feats: list[Tensor] | None) -> Tensor:
+        """The residual ``g_s(y_hat)`` of the whole padded image (in tiles for a large image)."""
+        if not self.tiling.applies(*base.shape[-2:]):
+            return self.residual.synthesise(y_hat, feats)
+        stride = 2 ** self.residual.config.depth
+        size = (y_hat.shape[-2] * stride, y_hat.shape[-1] * stride)
+        if not self.residual.config.conditional:
+            return self._tiled(lambda t, piece: self.residual.synthesise(piece), [(y_hat, stride)], size, 1)
+        return self._tiled(lambda t, piece, b: self.residual.synthesise(piece, self.residual.features(
+            side_input(b, quality))), [(y_hat, stride), (self._pad(base), 1)], size, 1)
+
+    @torch.inference_mode()
     def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None,
                         mode: str | None = None) -> Encoded:
         """Encode in coding ``mode`` (see :mod:`.bitstream`); when None, a codec that knows its λ
@@ -201,9 +263,8 @@ class HyresCodec:
         check_size(x.shape[-1], x.shape[-2], max_pixels)
         quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
-        cond = self._cond(base, quality)
-        feats = self.residual.features(cond)
-        out = self.residual.compress_latent(self.residual.analyse(self._residual_input(x, base), cond), feats)
+        feats = self._features(base, quality)
+        out = self.residual.compress_latent(self._analyse(x, base, quality), feats)
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
                         parse=self.residual.config.parse,
@@ -222,22 +283,23 @@ class HyresCodec:
             options.append(Encoded(data, base, out["y_hat"] if coded else torch.zeros_like(out["y_hat"]), m))
         if len(options) == 1:
             return options[0]
-        return min(options, key=lambda e: self._rd_cost(x, e, feats))
+        return min(options, key=lambda e: self._rd_cost(x, e, feats, quality))
 
-    def _rd_cost(self, x: Tensor, enc: Encoded, feats: list[Tensor] | None) -> float:
+    def _rd_cost(self, x: Tensor, enc: Encoded, feats: list[Tensor] | None, quality: int) -> float:
         """The training loss of one coded option, with the real file size as its rate."""
         h, w = x.shape[-2:]
-        mse = F.mse_loss(self._picture(enc.mode, enc.base, enc.y_hat, feats), x)
+        mse = F.mse_loss(self._picture(enc.mode, enc.base, enc.y_hat, feats, quality), x)
         return self.lmbda * 255.0 ** 2 * float(mse) + bpp(len(enc.data), h, w)
 
-    def _picture(self, mode: str, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None,
+    def _picture(self, mode: str, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None, quality: int,
                  refine: nn.Module | None = None) -> Tensor:
         """What a file decodes to: ``clamp(refine(base + r_hat))`` with ``r_hat = g_s(y_hat)``, or
         zero in the base-only mode (the JPEG itself, refined when the decoder has a refiner)."""
         h, w = base.shape[-2:]
         base = base.to(self.device)
-        r_hat = torch.zeros_like(base) if mode == "base-only" else self.residual.synthesise(y_hat, feats)[0, :, :h, :w]
-        return compose(base, r_hat, refine).cpu()
+        r_hat = (torch.zeros_like(base) if mode == "base-only"
+                 else self._synthesise(y_hat, base, quality, feats)[0, :, :h, :w])
+        return compose(base, r_hat, refine, tiling=self.tiling if self.tiling.applies(h, w) else None).cpu()
 
     def encode(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None) -> bytes:
         """A (3, H, W) image in [0, 1] -> the bytes of a ``.hyr`` file."""
@@ -254,7 +316,7 @@ class HyresCodec:
         return {k: float(likelihood_bits(v)) for k, v in out["likelihoods"].items()}
 
     # -- decoding -------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
         """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
@@ -271,7 +333,7 @@ class HyresCodec:
         if tuple(base.shape[-2:]) != (header.height, header.width):
             raise CorruptStreamError(f"HyRES file: JPEG base is {base.shape[-1]}x{base.shape[-2]}, "
                                      f"header says {header.width}x{header.height}")
-        feats = self.residual.features(self._cond(base, header.jpeg_quality))
+        feats = self._features(base, header.jpeg_quality)
         y_hat, z_symbols, symbols = self._decode_latent(header, parts, feats)
         if content_crc(z_symbols, symbols, base) != header.content_crc:
             cause = ("the file was altered" if self.residual.config.integer_parse else
@@ -279,7 +341,7 @@ class HyresCodec:
                      f"encoder's ({self.device}); decode on the device type that encoded it")
             raise LatentMismatchError(f"decoded symbols or base pixels differ from the encoder's (content CRC "
                                       f"mismatch): {cause}")
-        return Decoded(self._picture(header.mode, base, y_hat, feats, self.refine), base, y_hat)
+        return Decoded(self._picture(header.mode, base, y_hat, feats, header.jpeg_quality, self.refine), base, y_hat)
 
     def _decode_base(self, header: Header, jpeg_bytes: bytes) -> Tensor:
         if header.jpeg_quality == NO_BASE:

@@ -9,6 +9,11 @@ fixed, distortion only). Structure::
 
 The last convolution starts at zero, so an untrained refiner is exactly the identity: a codec
 that loads weights without trained refinement weights decodes as if it had none.
+
+Everything is local except the squeeze-excitation's global average, so :meth:`MultiScaleRefine.tiled`
+takes that average over the whole image first, then refines overlapping tiles with it, upsampling
+the coarse branches on the whole image's sampling grid (which, for a side that is not a multiple of
+4, is not a tile's own).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tiling import Tile, Tiling, run_tiled, tiles
 from .transforms import SpatialAttention
 
 SCALES = (1, 2, 4)
@@ -55,12 +61,50 @@ class MultiScaleRefine(nn.Module):
         nn.init.zeros_(self.fuse[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        f = self.stem(x)
+        return self._refine(x)
+
+    def _refine(self, x: Tensor, gate: Tensor | None = None, tile: Tile | None = None,
+                full: tuple[int, int] | None = None) -> Tensor:
+        """The refined ``x``; a tile of a ``full``-size image takes the whole image's excitation ``gate``."""
+        conv, act, excite = self.stem
+        f = act(conv(x))
+        f = f * (excite.gate(f) if gate is None else gate)
         size = f.shape[-2:]
         outs = []
         for scale, branch in zip(SCALES, self.branches):
-            g = F.avg_pool2d(f, scale, ceil_mode=True) if scale > 1 else f
-            g = branch(g)
-            outs.append(F.interpolate(g, size=size, mode="bilinear", align_corners=False) if scale > 1 else g)
+            if scale == 1:
+                outs.append(branch(f))
+                continue
+            g = branch(F.avg_pool2d(f, scale, ceil_mode=True))
+            outs.append(F.interpolate(g, size=size, mode="bilinear", align_corners=False) if tile is None
+                        else _upsample(g, scale, tile, full))
         return x + self.fuse(self.attention(torch.cat(outs, dim=1)))
 
+    def tiled(self, x: Tensor, tiling: Tiling) -> Tensor:
+        """:meth:`forward` of a (B, 3, H, W) image in overlapping tiles (see :mod:`.tiling`)."""
+        conv, act, excite = self.stem
+        h, w = x.shape[-2:]
+        total = x.new_zeros((x.shape[0], self.width, 1, 1))
+        for t in tiles(h, w, Tiling(tile=tiling.tile, overlap=1)):
+            f = act(conv(x[..., t.top:t.bottom, t.left:t.right]))
+            core = f[..., t.core_top - t.top:t.core_bottom - t.top, t.core_left - t.left:t.core_right - t.left]
+            total += core.sum(dim=(-2, -1), keepdim=True)
+        gate = excite.gate[1:](total / (h * w))  # the pooled mean through the rest of the gate
+        return run_tiled(lambda t, piece: self._refine(piece, gate, t, (h, w)), [(x, 1)], (h, w), 1, tiling,
+                         max(SCALES))
+
+
+def _upsample(g: Tensor, scale: int, tile: Tile, full: tuple[int, int]) -> Tensor:
+    """Bilinear upsampling (``align_corners=False``) of a tile's pooled features ``g``, sampled where
+    upsampling the whole ``full``-size image's pooled features would sample them."""
+    for dim, start, stop, size in ((-2, tile.top, tile.bottom, full[0]), (-1, tile.left, tile.right, full[1])):
+        coarse = -(-size // scale)
+        src = ((torch.arange(start, stop, dtype=torch.float32) + 0.5) * (coarse / size) - 0.5).clamp(min=0)
+        lo = src.floor().long()
+        hi = torch.where(lo < coarse - 1, lo + 1, lo)
+        frac = (src - lo).to(g.dtype).view(-1, *([1] * (-dim - 1)))
+        # indexes into the tile's piece; they stay inside it unless the tile has too little overlap
+        lo, hi = ((i - start // scale).clamp(0, g.shape[dim] - 1) for i in (lo, hi))
+        first = g.index_select(dim, lo)
+        g = first + (g.index_select(dim, hi) - first) * frac
+    return g
