@@ -147,8 +147,11 @@ def test_invalid_arguments(photo, learned):
 
 
 def test_the_header_round_trips_under_the_names_of_the_hyres_header(photo):
-    header, _ = bitstream.read(HidenetCodec(FixedPredictor("ycocg-r"), levels=3).encode(photo))
-    assert bitstream.Header.from_bytes(header.to_bytes()) == header and header.colour == "ycocg-r"
+    c = HidenetCodec(FixedPredictor("ycocg-r", conditional=False), levels=3)
+    header, _ = bitstream.read(c.encode(photo))
+    assert header == bitstream.Header(67, 93, 3, "lossless", 1, True, c.fingerprint, header.checksum, "ycocg-r", False)
+    other = bitstream.Header(5, 7, 2, "near-lossless", 9, False, bytes(range(8)), 123456, "rgb", True, 1)
+    assert bitstream.Header.from_bytes(other.to_bytes()) == other
 
 
 def _recrc(data: bytes) -> bytes:
