@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import random
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from test_hidenet_predictors import perturbed
 
-from hyreslib.container import CorruptStreamError, ModelMismatchError
+from hyreslib.container import CorruptStreamError, ModelMismatchError, pack, unpack
 from hyreslib.data import embedded
 from hyreslib.hidenet import bitstream, codec
 from hyreslib.hidenet.codec import HidenetCodec
@@ -56,6 +57,7 @@ def test_lossless_is_bit_exact_for_fixed_and_learned(photo, learned):
         data = c.encode(photo)
         out = c.decode_detailed(data)
         assert out.verified and torch.equal(out.image, photo) and out.image.dtype == torch.float32
+        assert not out.image.is_inference()       # callers may change it in place, as HyresCodec's images
         assert len(data) < photo.numel()          # actually compresses (< 8 bits per sub-pixel)
 
 
@@ -130,6 +132,15 @@ def test_another_model_is_refused(photo, learned):
         HidenetCodec().decode(data)
     with pytest.raises(ModelMismatchError, match="predictor mismatch"):
         HidenetCodec(learned).decode(HidenetCodec(FixedPredictor(), levels=3).encode(photo))
+
+
+def test_a_header_claiming_more_levels_than_its_predictor_has_is_refused(photo, learned):
+    """The predictor's level embedding would raise an IndexError (a traceback in the CLI)."""
+    c = HidenetCodec(learned)                     # UNetLikeLite(8, 6): levels 0..5
+    _, chunks = unpack(c.encode(photo[:, :20, :24]), bitstream.MAGIC, [bitstream.VERSION])
+    header = replace(bitstream.Header.from_bytes(chunks[0]), levels=7)
+    with pytest.raises(CorruptStreamError, match="7 levels, but its predictor has 6"):
+        c.decode(pack(bitstream.MAGIC, bitstream.VERSION, [header.to_bytes(), chunks[1], b"", *chunks[2:]]))
 
 
 def test_invalid_arguments(photo, learned):

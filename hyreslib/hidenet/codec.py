@@ -265,7 +265,7 @@ class HidenetCodec:
                                      f"{predictor.levels}")
         return predictor
 
-    @torch.inference_mode()
+    @torch.no_grad()     # not inference_mode: the image goes back to callers as an ordinary tensor
     def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None, *,
                         levels: int | None = None, fill: bool = False) -> Decoded:
         """Decode a ``.hdn`` file with the limits of :mod:`hyreslib.limits` (``None``: their defaults).
