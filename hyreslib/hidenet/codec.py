@@ -171,7 +171,7 @@ def _fixed(colour: str, conditional: bool, revision: int) -> tuple[Predictor, by
 
 @dataclass
 class Decoded:
-    image: torch.Tensor              # (3, h, w) RGB in [0, 1], on the 8-bit grid
+    image: torch.Tensor        # (3, h, w) RGB in [0, 1], on the 8-bit grid
     header: Header
     levels: int                # levels reconstructed from stored residuals
     predicted_levels: int      # further levels filled in by prediction alone
