@@ -1,5 +1,5 @@
 """Peak memory of decoding, against the estimates the decoders check before they start
-(``HyresCodec.working_memory``, ``hidenet.codec.working_memory``), in one run.
+(``HyresCodec.working_memory``, ``HidenetCodec.working_memory``), in one run.
 
     .venv/bin/python bench/decoder_memory.py [--size 1024]
 
@@ -23,46 +23,45 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hyreslib.images import from_uint8  # noqa: E402
+
 CASES = {"hyres N=32": ("hyres", 32), "hyres N=48 conditional": ("hyres-base", 48), "hyres N=128": ("hyres", 128),
          "hidenet fixed": ("hidenet", 0), "hidenet CNNP width 16": ("hidenet", 16)}
 
 
-def _model(kind: str, width: int):
+def _codec(kind: str, width: int):
     torch.manual_seed(0)
     if kind.startswith("hyres"):
         from hyreslib.hyres import HyresCodec, ResidualCodec, ResidualConfig
 
         conditioning = "base" if kind == "hyres-base" else "none"
         return HyresCodec(ResidualCodec(ResidualConfig(N=width, M=width * 3 // 2, conditioning=conditioning)))
-    from hyreslib.hidenet.predictors import CNNP, FixedPredictor
+    from hyreslib.hidenet.codec import HidenetCodec
+    from hyreslib.hidenet.predictors import CNNP
 
-    return FixedPredictor() if width == 0 else CNNP(width=width, levels=8)
+    return HidenetCodec(None if width == 0 else CNNP(width=width, levels=8), levels=8)
+
+
+def _image(kind: str, size: int) -> torch.Tensor:
+    """Noise for HyRES; for hideNet a noisy ramp (pure noise would be incompressible)."""
+    if kind.startswith("hyres"):
+        return torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((size, size, 3)) * 64 + np.linspace(0, 128, size)[:, None, None]).astype(np.uint8)
+    return from_uint8(rgb)
 
 
 def child(kind: str, width: int, size: int, path: Path, encode: bool) -> None:
     """Encode to ``path``, or decode it and print ``peak_bytes estimate_bytes``."""
     warnings.filterwarnings("ignore")
-    model = _model(kind, width)
-    if kind.startswith("hyres"):
-        if encode:
-            path.write_bytes(model.encode(torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))))
-            return
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        model.decode(path.read_bytes())
-        estimate = model.working_memory(size, size)
-    else:
-        from hyreslib.hidenet import codec
-
-        if encode:
-            rng = np.random.default_rng(0)
-            rgb = (rng.random((size, size, 3)) * 64 + np.linspace(0, 128, size)[:, None, None]).astype(np.uint8)
-            path.write_bytes(codec.encode(rgb, model, levels=8))
-            return
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        codec.decode(path.read_bytes(), model)
-        estimate = codec.working_memory(size, size, model)
+    codec = _codec(kind, width)
+    if encode:
+        path.write_bytes(codec.encode(_image(kind, size)))
+        return
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    codec.decode(path.read_bytes())
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-    print(peak, estimate)
+    print(peak, codec.working_memory(size, size))
 
 
 def main(argv: list[str] | None = None) -> int:

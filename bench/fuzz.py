@@ -83,17 +83,21 @@ def hyres_target() -> Target:
 
 
 def hidenet_target() -> Target:
-    from hyreslib.hidenet import codec
+    from hyreslib.hidenet import bitstream
+    from hyreslib.hidenet.codec import HidenetCodec
     from hyreslib.hidenet.predictors import FixedPredictor
+    from hyreslib.images import from_uint8
 
     rng = np.random.default_rng(0)
-    rgb = (rng.random((36, 44, 3)) * 60 + np.linspace(0, 180, 44)[None, :, None]).astype(np.uint8)
-    seeds = [codec.encode(rgb, FixedPredictor(), levels=4),
-             codec.encode(rgb, FixedPredictor(), "near-lossless", step=5, levels=3),
-             codec.encode(rgb, FixedPredictor(), "generative", levels=4),
-             codec.encode(rgb, FixedPredictor("ycocg-r", conditional=False), levels=3)]
-    decode = lambda data: codec.decode(data).image  # noqa: E731
-    return Target("hidenet", codec.MAGIC, codec.VERSION, seeds, [decode(s) for s in seeds], decode, codec.HEADER_FORMAT)
+    image = from_uint8((rng.random((36, 44, 3)) * 60 + np.linspace(0, 180, 44)[None, :, None]).astype(np.uint8))
+    seeds = [HidenetCodec(levels=4).encode(image),
+             HidenetCodec(None, "near-lossless", step=5, levels=3).encode(image),
+             HidenetCodec(None, "generative", levels=4).encode(image),
+             HidenetCodec(FixedPredictor("ycocg-r", conditional=False), levels=3).encode(image)]
+    codec = HidenetCodec()          # decodes the files of every fixed predictor
+    decode = lambda data: codec.decode(data).numpy()  # noqa: E731
+    return Target("hidenet", bitstream.MAGIC, bitstream.VERSION, seeds, [decode(s) for s in seeds], decode,
+                  bitstream.HEADER_FORMAT)
 
 
 TARGETS = {"hyres": hyres_target, "hidenet": hidenet_target}

@@ -3,7 +3,7 @@
     .venv/bin/python bench/hidenet_codec.py [--checkpoint CKPT | fixed predictor] [--mode lossless]
                                             [--images 24] [--levels L] [--repeat 1] [--data-root DIR]
 
-Times cover the whole codec on 8-bit RGB arrays (prediction, quantisation, rANS, container;
+Times cover the whole codec on 8-bit images (prediction, quantisation, rANS, container;
 decode includes the checksum), best of ``--repeat`` after one warm-up image. The codec always
 runs its predictor on one CPU thread (bit-identical predictions on both sides, see
 ``hyreslib.hidenet.codec``), so there is no thread option. PNG is Pillow's
@@ -21,11 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hyreslib import data
-from hyreslib.hidenet import codec
+from hyreslib.hidenet.codec import DEFAULT_LEVELS, HidenetCodec
 from hyreslib.hidenet.evaluate import timings
 from hyreslib.hidenet.predictors import FixedPredictor
 from hyreslib.hidenet.training import load_predictor
-from hyreslib.images import to_uint8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=None, help="data folder (default: $HYRES_DATA, else the project's data/)")
     args = p.parse_args(argv)
     pred = load_predictor(args.checkpoint) if args.checkpoint else FixedPredictor()
-    levels = args.levels or pred.levels or codec.DEFAULT_LEVELS
+    levels = args.levels or pred.levels or DEFAULT_LEVELS
     images = data.test_set(root=args.data_root).subset(args.images or None)
     print(f"{images.describe()}; predictor {pred.kind}, {args.mode}, {levels} levels")
-    codec.encode(to_uint8(images[0][1])[:64, :64], pred, args.mode, levels=min(levels, 6))   # warm-up
+    HidenetCodec(pred, args.mode, levels=min(levels, 6)).encode(images[0][1][:, :64, :64])   # warm-up
     rows = timings(images, pred, levels, args.mode, args.repeat)
     print(f"{'image':12s} {'bpsp':>6s} {'enc s':>7s} {'dec s':>7s} {'PNG enc':>8s} {'PNG dec':>8s} "
           f"{'enc/PNG':>8s} {'dec/PNG':>8s}")

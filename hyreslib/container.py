@@ -9,7 +9,7 @@ a JPEG, rANS strings...). The overhead is 10 bytes plus one to three bytes per c
 counted in every reported bpp because it is part of the file.
 
 Every malformed input raises :class:`CorruptStreamError` (a ``ValueError``) with a message that
-says what is wrong; no input makes the reader allocate more than the input size or loop.
+says what is wrong (a stream for another model: its subclass :class:`ModelMismatchError`); no input makes the reader allocate more than the input size or loop.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ MAX_CHUNKS = 4096
 
 class CorruptStreamError(ValueError):
     """The bytes are not a valid stream of the expected kind (magic, version, length or CRC)."""
+
+
+class ModelMismatchError(CorruptStreamError):
+    """The stream names a model (fingerprint, parse or predictor options) other than the decoder's.
+    A stream error like any other to a caller that just wants the picture (a damaged fingerprint
+    looks the same), and its own class for one that would fetch the right model."""
 
 
 def write_varint(n: int) -> bytes:

@@ -63,6 +63,16 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
     return from_uint8(np.asarray(rgb))
 
 
+def check_image(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a detached float32 CPU image; a ``ValueError`` unless it is a finite (3, H, W) float
+    tensor (what every codec's encoder takes)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] != 3 or not x.is_floating_point():
+        raise ValueError(f"expected a (3, H, W) float image in [0, 1], got {getattr(x, 'shape', type(x))}")
+    if not torch.isfinite(x).all():
+        raise ValueError("image has non-finite values")
+    return x.detach().float().cpu()
+
+
 def from_uint8(arr: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 array -> (3, H, W) float tensor in [0, 1]."""
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:

@@ -92,3 +92,18 @@ def test_the_byte_format_is_stable():
     sym[::101] = 1000  # escapes
     data = ans.encode(sym, idx, entropy.cdf_table())
     assert (len(data), zlib.crc32(data)) == (5860, 382591456)
+
+
+def test_every_codec_codes_through_this_module():
+    """One entropy coder for the kit: no module of the package calls CompressAI's rANS (whose decoder
+    a crafted string can crash) or constriction outside :mod:`hyreslib.ans`; both codecs import it."""
+    from pathlib import Path
+
+    package = Path(ans.__file__).parent
+    for path in package.rglob("*.py"):
+        if path != Path(ans.__file__):
+            text = path.read_text()
+            for name in ("compressai.ans", "RansEncoder", "RansDecoder", "constriction", "_CXX.Rans"):
+                assert name not in text, f"{path.relative_to(package)} uses {name}"
+    for codec in ("hidenet/codec.py", "hyres/residual.py"):
+        assert "from .. import ans" in (package / codec).read_text(), codec

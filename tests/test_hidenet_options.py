@@ -15,14 +15,15 @@ from test_hidenet_codec import _recrc
 from test_hidenet_predictors import perturbed
 
 from hyreslib.cli import main
-from hyreslib.container import CorruptStreamError, pack, unpack
+from hyreslib.container import CorruptStreamError, ModelMismatchError, pack, unpack
 from hyreslib.data import embedded
-from hyreslib.hidenet import codec, evaluate
+from hyreslib.hidenet import bitstream, evaluate
+from hyreslib.hidenet.codec import HidenetCodec, predictor_fingerprint
 from hyreslib.hidenet.colour import colour_space
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor, build_predictor
 from hyreslib.hidenet.split import evens
 from hyreslib.hidenet.training import load_predictor, save_predictor
-from hyreslib.images import save_image, to_uint8
+from hyreslib.images import save_image
 
 OPTIONS = [("rgb", True), ("rgb", False), ("ycocg-r", True), ("ycocg-r", False)]
 # A 17x12 crop of embedded("test")[0] coded with 3 levels by the build that wrote version 2 (RGB, conditional).
@@ -34,8 +35,8 @@ V2_FILE = bytes.fromhex(
 
 
 @pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    return to_uint8(embedded("test")[0][1])[:45, :61]
+def photo() -> torch.Tensor:
+    return embedded("test")[0][1][:, :45, :61]
 
 
 def test_ycocg_r_is_exactly_invertible_and_in_range():
@@ -54,17 +55,17 @@ def test_every_option_round_trips_through_a_file(tmp_path, photo, colour, condit
     learned = perturbed(CNNP(6, 5, colour=colour, conditional=conditional), scale=0.02)
     for pred in (FixedPredictor(colour, conditional), learned):
         path = tmp_path / f"{pred.kind}.hdn"
-        path.write_bytes(codec.encode(photo, pred, levels=5))
+        path.write_bytes(HidenetCodec(pred, levels=5).encode(photo))
         data = path.read_bytes()
-        out = codec.decode(data, None if pred.kind == "fixed" else pred)
-        assert out.verified and np.array_equal(out.image, photo)
+        decoder = HidenetCodec(None if pred.kind == "fixed" else pred)
+        out = decoder.decode_detailed(data)
+        assert out.verified and torch.equal(out.image, photo)
         assert (out.header.colour, out.header.conditional) == (colour, conditional)
-        assert data[4] == codec.VERSION == 3
+        assert data[4] == bitstream.VERSION == 3
         # Progressive: k levels decode to the exact even set of the original (the transform is per pixel).
-        sets = evens(torch.from_numpy(photo).permute(2, 0, 1), 5)
+        sets = evens(photo, 5)
         for k in (1, 3):
-            low = codec.decode(data, None if pred.kind == "fixed" else pred, levels=k).image
-            assert np.array_equal(low, sets[5 - k].permute(1, 2, 0).numpy())
+            assert torch.equal(decoder.decode(data, levels=k), sets[5 - k])
 
 
 @pytest.mark.parametrize("colour", ["rgb", "ycocg-r"])
@@ -84,12 +85,12 @@ def test_options_change_the_rate_the_header_and_the_fingerprint(photo):
     sizes, prints, option_bytes = {}, set(), set()
     for colour, conditional, revision in [(c, k, 2) for c, k in OPTIONS] + [("rgb", True, 1)]:
         pred = FixedPredictor(colour, conditional, revision)
-        data = codec.encode(photo, pred, levels=5)
+        data = HidenetCodec(pred, levels=5).encode(photo)
         sizes[(colour, conditional, revision)] = len(data)
-        prints.add(codec.read(data)[0].fingerprint)
-        option_bytes.add(unpack(data, codec.MAGIC, [3])[1][0][9])
-        prints.add(codec.predictor_fingerprint(CNNP(4, 3, colour=colour, conditional=conditional, revision=revision)))
-        assert np.array_equal(codec.decode(data).image, photo)      # the header alone rebuilds the fixed predictor
+        prints.add(bitstream.read(data)[0].fingerprint)
+        option_bytes.add(unpack(data, bitstream.MAGIC, [3])[1][0][9])
+        prints.add(predictor_fingerprint(CNNP(4, 3, colour=colour, conditional=conditional, revision=revision)))
+        assert torch.equal(HidenetCodec().decode(data), photo)      # the header alone rebuilds the fixed predictor
     assert len(prints) == 10 and option_bytes == {8, 9, 10, 11, 6}
     independent = sizes[("rgb", False, 2)]
     assert sizes[("rgb", True, 2)] < independent and sizes[("ycocg-r", False, 2)] < independent
@@ -107,26 +108,25 @@ def test_checkpoints_keep_the_options(tmp_path, photo):
     pred = perturbed(CNNP(6, 4, colour="ycocg-r", conditional=False), scale=0.02)
     back = load_predictor(save_predictor(tmp_path / "p.pt", pred))
     assert (back.colour, back.conditional) == ("ycocg-r", False)
-    assert codec.predictor_fingerprint(back) == codec.predictor_fingerprint(pred)
-    data = codec.encode(photo, pred, levels=4)
-    assert np.array_equal(codec.decode(data, back).image, photo)
-    with pytest.raises(ValueError, match=r"predictor mismatch: the file was coded with .*ycocg-r"):
-        codec.decode(data, perturbed(CNNP(6, 4), scale=0.02))
+    assert predictor_fingerprint(back) == predictor_fingerprint(pred)
+    data = HidenetCodec(pred, levels=4).encode(photo)
+    assert torch.equal(HidenetCodec(back).decode(data), photo)
+    with pytest.raises(ModelMismatchError, match=r"predictor mismatch: the file was coded with .*ycocg-r"):
+        HidenetCodec(perturbed(CNNP(6, 4), scale=0.02)).decode(data)
 
 
 def test_version_2_files_still_decode_and_older_or_newer_ones_are_refused():
-    rgb = to_uint8(embedded("test")[0][1])[:12, :17]
-    out = codec.decode(V2_FILE)
-    assert out.verified and np.array_equal(out.image, rgb) and out.header.conditional
-    _, chunks = unpack(V2_FILE, codec.MAGIC, [2])
+    out = HidenetCodec().decode_detailed(V2_FILE)
+    assert out.verified and torch.equal(out.image, embedded("test")[0][1][:, :12, :17]) and out.header.conditional
+    _, chunks = unpack(V2_FILE, bitstream.MAGIC, [2])
     for version, match in ((1, "older build's rANS coder"), (4, "format version 4")):
         with pytest.raises(CorruptStreamError, match=match):
-            codec.decode(pack(codec.MAGIC, version, chunks))
+            HidenetCodec().decode(pack(bitstream.MAGIC, version, chunks))
 
 
 def test_hostile_option_bytes_are_refused(photo):
-    data = codec.encode(photo[:20, :24], FixedPredictor("ycocg-r"), levels=3)
-    _, chunks = unpack(data, codec.MAGIC, [3])
+    data = HidenetCodec(FixedPredictor("ycocg-r"), levels=3).encode(photo[:, :20, :24])
+    _, chunks = unpack(data, bitstream.MAGIC, [3])
     for pos, value, match in ((9, 4, "options 4"), (9, 255, "options 255"), (9, 2 + (7 << 2), "options 30"),
                               (5, 1, "not a valid combination")):
         header = bytearray(chunks[0])      # <HHBBHBB8sI: mode at byte 5, step at 6, options at 9
@@ -134,23 +134,23 @@ def test_hostile_option_bytes_are_refused(photo):
         if pos == 5:
             header[6] = 3           # near-lossless with step 3, in YCoCg-R
         with pytest.raises(CorruptStreamError, match=match):
-            codec.decode(pack(codec.MAGIC, 3, [bytes(header), *chunks[1:]]))
+            HidenetCodec().decode(pack(bitstream.MAGIC, 3, [bytes(header), *chunks[1:]]))
     with pytest.raises(ValueError, match="near-lossless coding needs colour space rgb"):
-        codec.encode(photo, FixedPredictor("ycocg-r"), "near-lossless", 3)
+        HidenetCodec(FixedPredictor("ycocg-r"), "near-lossless", 3)
 
 
 def test_damaged_ycocg_files_raise_clean_errors(photo):
-    rgb = photo[:16, :22]
-    data = codec.encode(rgb, FixedPredictor("ycocg-r"), levels=4)
+    crop = photo[:, :16, :22]
+    data = HidenetCodec(FixedPredictor("ycocg-r"), levels=4).encode(crop)
     rng = random.Random(1)
     for _ in range(60):
         b = bytearray(data)
         b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
         try:
-            out = codec.decode(_recrc(bytes(b)))
+            out = HidenetCodec().decode_detailed(_recrc(bytes(b)))
         except (CorruptStreamError, ValueError):
             continue
-        assert np.array_equal(out.image, rgb) or not out.verified
+        assert torch.equal(out.image, crop) or not out.verified
 
 
 def test_cli_switches(tmp_path, capsys):
@@ -160,7 +160,8 @@ def test_cli_switches(tmp_path, capsys):
     out = tmp_path / "a.hdn"
     args = ["hidenet", "encode", str(src), str(out), "--predictor", "fixed", "--levels", "3"]
     assert main([*args, "--colour", "ycocg-r", "--independent"]) == 0
-    assert (codec.read(out.read_bytes())[0].colour, codec.read(out.read_bytes())[0].conditional) == ("ycocg-r", False)
+    header = bitstream.read(out.read_bytes())[0]
+    assert (header.colour, header.conditional) == ("ycocg-r", False)
     assert main(["hidenet", "decode", str(out), str(tmp_path / "a.png")]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), rgb)
     capsys.readouterr()
@@ -172,8 +173,7 @@ def test_cli_switches(tmp_path, capsys):
 
 
 def test_ablation_table_is_measured_from_real_files(photo):
-    images = [("a", torch.from_numpy(photo[:32, :40]).permute(2, 0, 1).float() / 255),
-              ("b", torch.from_numpy(photo[8:40, 10:50]).permute(2, 0, 1).float() / 255)]
+    images = [("a", photo[:, :32, :40]), ("b", photo[:, 8:40, 10:50])]
     learned = {"cnnp": perturbed(CNNP(4, 4, colour="ycocg-r"), scale=0.02)}
     rows = evaluate.ablation_table(images, 4, learned)
     assert [r["predictor"] for r in rows] == [s[0] for s in evaluate.ABLATION_STEPS] + ["cnnp"]
@@ -181,6 +181,6 @@ def test_ablation_table_is_measured_from_real_files(photo):
     assert options == [s[1:] for s in evaluate.ABLATION_STEPS]
     ref = next(r for r in rows if r["predictor"] == evaluate.REFERENCE_STEP)
     assert ref["delta"] == 0 and ref["saving"] == 0
-    sizes = [len(codec.encode(to_uint8(img), learned["cnnp"], levels=4)) for _, img in images]
+    sizes = [len(HidenetCodec(learned["cnnp"], levels=4).encode(img)) for _, img in images]
     expected = np.mean([8 * n / (3 * 32 * 40) for n in sizes])
     assert rows[-1]["bpsp"] == pytest.approx(expected) and rows[-1]["images"] == 2

@@ -19,8 +19,9 @@ from test_hyres_bitstream import codec  # noqa: F401 - the shared small codec fi
 from hyreslib import ans, limits
 from hyreslib.checkpoint import save_checkpoint
 from hyreslib.container import CorruptStreamError, pack, unpack
-from hyreslib.hidenet import codec as hdn
-from hyreslib.hidenet.predictors import FixedPredictor
+from hyreslib.hidenet import bitstream as hdn
+from hyreslib.hidenet.codec import HidenetCodec
+from hyreslib.hidenet.predictors import CNNP
 from hyreslib.hyres import HyresCodec, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream
 from hyreslib.hyres.bitstream import Header
@@ -40,8 +41,7 @@ def hyr(codec, image) -> bytes:
 
 @pytest.fixture(scope="module")
 def hdn_file(image) -> bytes:
-    rgb = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    return hdn.encode(rgb, FixedPredictor(), levels=4)
+    return HidenetCodec(levels=4).encode(image)
 
 
 def _chunks(data: bytes, magic: bytes, version: int) -> list[bytes]:
@@ -72,7 +72,7 @@ def test_a_16_mib_string_of_0xff_is_refused(codec, hyr, index):
 def test_a_1_mib_hidenet_base_chunk_of_0xff_is_refused(hdn_file):
     chunks = _chunks(hdn_file, hdn.MAGIC, hdn.VERSION)
     chunks[1] = bytes(3) + b"\xff" * (1 << 20)
-    _refused_quickly(lambda: hdn.decode(pack(hdn.MAGIC, hdn.VERSION, chunks)), "does not end|checksum")
+    _refused_quickly(lambda: HidenetCodec().decode(pack(hdn.MAGIC, hdn.VERSION, chunks)), "does not end|checksum")
 
 
 def test_any_bytes_decode_without_reading_outside_the_string():
@@ -110,17 +110,20 @@ def test_a_65535_square_jpeg_chunk_is_refused(codec, hyr):
 
 def test_an_8192_square_24_level_hidenet_file_is_refused(hdn_file):
     chunks = _chunks(hdn_file, hdn.MAGIC, hdn.VERSION)
-    h = hdn.Header.unpack(chunks[0])
+    h = hdn.Header.from_bytes(chunks[0])
     header = hdn.Header(8192, 8192, 24, h.mode, h.step, h.fixed, h.fingerprint, h.checksum)
-    data = pack(hdn.MAGIC, hdn.VERSION, [header.pack(), b"\x00" * 7, *[b""] * 24])
+    data = pack(hdn.MAGIC, hdn.VERSION, [header.to_bytes(), b"\x00" * 7, *[b""] * 24])
     assert len(data) < 100
-    _refused_quickly(lambda: hdn.decode(data), "above the limit", seconds=1.0)
-    _refused_quickly(lambda: hdn.decode(data, max_pixels=1 << 26, max_memory=1 << 30), "GiB of memory", seconds=1.0)
+    decoder = HidenetCodec()
+    _refused_quickly(lambda: decoder.decode(data), "above the limit", seconds=1.0)
+    _refused_quickly(lambda: decoder.decode(data, max_pixels=1 << 26, max_memory=1 << 30), "GiB of memory", seconds=1.0)
 
 
 def test_memory_estimates_grow_with_the_image_and_the_model(codec):
     assert codec.working_memory(1024, 1024) < codec.working_memory(2048, 2048)
-    assert hdn.working_memory(1000, 1000, FixedPredictor()) < hdn.working_memory(2000, 2000, FixedPredictor())
+    fixed = HidenetCodec()
+    assert fixed.working_memory(1000, 1000) < fixed.working_memory(2000, 2000)
+    assert HidenetCodec(CNNP(16, 4)).working_memory(1000, 1000) > fixed.working_memory(1000, 1000)
     wider = HyresCodec(ResidualCodec(ResidualConfig(N=64, M=24, depth=4, scale_levels=64)))
     assert wider.working_memory(1024, 1024) > codec.working_memory(1024, 1024)
 

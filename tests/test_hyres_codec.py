@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hyreslib import data
-from hyreslib.container import CorruptStreamError
+from hyreslib.container import ModelMismatchError
 from hyreslib.hyres import HyresCodec, JpegSettings, MultiScaleRefine, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream
 from hyreslib.hyres.evaluate import evaluate_image
@@ -66,7 +66,7 @@ def test_rejects_bad_images(codec):
 
 def test_file_from_another_model_is_refused(codec, photo):
     other = _codec(seed=1)
-    with pytest.raises(CorruptStreamError, match="another model"):
+    with pytest.raises(ModelMismatchError, match="another model"):
         other.decode(codec.encode(photo))
 
 

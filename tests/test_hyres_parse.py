@@ -15,7 +15,7 @@ from torch import nn
 
 from hyreslib import models
 from hyreslib.checkpoint import load_checkpoint
-from hyreslib.container import CorruptStreamError
+from hyreslib.container import CorruptStreamError, ModelMismatchError
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, bitstream
 from hyreslib.hyres.fixed_point import ACT_LIMIT, FRAC_BITS, FixedPointSequential
 
@@ -258,7 +258,7 @@ def test_codec_files_of_the_integer_parse(integer_model, photo, tmp_path):
     assert loaded.fingerprint == codec.fingerprint and torch.equal(loaded.decode(enc.data), codec.decode(enc.data))
     # a float-parse model refuses the file by its version, not by a desync
     float_codec = HyresCodec(_model("float"), JpegSettings(quality=5))
-    with pytest.raises(CorruptStreamError, match="integer parse"):
+    with pytest.raises(ModelMismatchError, match="integer parse"):
         float_codec.decode(enc.data)
     assert float_codec.encode(photo)[4] == bitstream.VERSION == 2
 

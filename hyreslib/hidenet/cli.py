@@ -6,9 +6,10 @@ import argparse
 
 from .. import limits
 from ..fileio import atomic_write_bytes, read_input
-from ..images import from_uint8, load_image, save_image, to_uint8
+from ..images import load_image, save_image
 from ..metrics import bpp
-from . import codec
+from .bitstream import MODES
+from .codec import HidenetCodec
 from .colour import SPACES
 from .predictors import FixedPredictor, Predictor
 from .training import load_predictor
@@ -28,10 +29,10 @@ def _predictor(args: argparse.Namespace) -> Predictor | None:
 def _cmd_encode(args: argparse.Namespace) -> int:
     if args.mode == "near-lossless" and args.step is None:
         raise ValueError("--mode near-lossless needs --step q (odd, >= 3; max error (q-1)/2)")
-    rgb = to_uint8(load_image(args.input, args.max_pixels))
-    data = codec.encode(rgb, _predictor(args), args.mode, args.step, args.levels, args.max_pixels)
+    image = load_image(args.input, args.max_pixels)
+    data = HidenetCodec(_predictor(args), args.mode, args.step, args.levels).encode(image, args.max_pixels)
     atomic_write_bytes(args.output, data)
-    h, w = rgb.shape[:2]
+    h, w = image.shape[-2:]
     print(f"{args.output}: {len(data)} bytes, {bpp(len(data), h, w):.4f} bpp "
           f"({bpp(len(data), h, w) / 3:.4f} bits/sub-pixel), {args.mode}")
     return 0
@@ -39,11 +40,12 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     data = read_input(args.input)
-    out = codec.decode(data, _predictor(args), levels=args.levels, fill=args.fill, **limits.from_arguments(args))
-    save_image(from_uint8(out.image), args.output)
+    out = HidenetCodec(_predictor(args)).decode_detailed(data, **limits.from_arguments(args), levels=args.levels,
+                                                         fill=args.fill)
+    save_image(out.image, args.output)
     h = out.header
     note = "checksum verified" if out.verified else f"{out.levels} of {h.levels} levels"
-    print(f"{args.output}: {out.image.shape[1]}x{out.image.shape[0]} from a {h.width}x{h.height} {h.mode} file ({note})")
+    print(f"{args.output}: {out.image.shape[2]}x{out.image.shape[1]} from a {h.width}x{h.height} {h.mode} file ({note})")
     return 0
 
 
@@ -54,7 +56,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     enc = hs.add_parser("encode", help="compress an image to a .hdn file")
     enc.add_argument("input", help="image file (PNG, JPEG, ...)")
     enc.add_argument("output", help="output file")
-    enc.add_argument("--mode", choices=list(codec.MODES), default="lossless")
+    enc.add_argument("--mode", choices=list(MODES), default="lossless")
     enc.add_argument("--step", type=int, default=None, help="near-lossless step q = 2*delta+1 (odd, >= 3)")
     enc.add_argument("--levels", type=int, default=None, help="split levels (default: the predictor's)")
     src = enc.add_mutually_exclusive_group(required=True)

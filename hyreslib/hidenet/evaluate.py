@@ -25,7 +25,8 @@ from pytorch_msssim import ssim
 from .. import metrics
 from ..baselines import get_codec
 from ..images import center_crop, from_uint8, to_uint8
-from . import codec
+from . import bitstream
+from .codec import HidenetCodec
 from .entropy import laplace_bits
 from .predictors import FixedPredictor, Predictor
 from .training import level_pairs, to_pixels
@@ -101,13 +102,14 @@ def lossless_table(images: Images, predictors: dict[str, Predictor], levels: int
     """One row per image: bits per sub-pixel of each hideNet predictor and each baseline file.
 
     Raises if any hideNet file does not decode bit-exactly."""
+    codecs = {label: HidenetCodec(pred, levels=levels) for label, pred in predictors.items()}
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
         row: dict = {"image": name, "height": rgb.shape[0], "width": rgb.shape[1]}
-        for label, pred in predictors.items():
-            data = codec.encode(rgb, pred, "lossless", levels=levels)
-            if not np.array_equal(codec.decode(data, pred).image, rgb):
+        for label, codec in codecs.items():
+            data = codec.encode(img)
+            if not np.array_equal(to_uint8(codec.decode(data)), rgb):
                 raise RuntimeError(f"hideNet-{label} lossless round trip failed on {name}")
             row[f"hidenet-{label}"] = metrics.bpp(len(data), *rgb.shape[:2]) / 3
         for base in baselines:
@@ -144,10 +146,10 @@ def mean_row(rows: Sequence[dict], label: str = "mean") -> dict:
     return {"image": label, **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
 
 
-def _quality(rgb: np.ndarray, rec: np.ndarray) -> dict[str, float]:
-    x, y = from_uint8(rgb), from_uint8(rec)
+def _quality(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """PSNR, MS-SSIM and the largest 8-bit error of two images on the 8-bit grid."""
     return {"psnr": float(metrics.psnr(x, y)), "ms_ssim": float(metrics.ms_ssim(x, y)),
-            "max_err": int(np.abs(rgb.astype(np.int16) - rec.astype(np.int16)).max())}
+            "max_err": int((x - y).abs().max().mul(255).round())}
 
 
 def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[int], levels: int,
@@ -155,17 +157,18 @@ def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[in
     """Rows (image, mode, step, bound, bytes, bpp, psnr, ms_ssim, max_err) for each near-lossless
     step and (optionally) generative mode, all from decoded files (lossless: :func:`lossless_table`).
     With a ``decoded`` list, each (row, decoded image tensor) pair is appended to it as well."""
+    settings = [("near-lossless", q) for q in steps] + ([("generative", 0)] if generative else [])
+    codecs = [(mode, q, HidenetCodec(predictor, mode, q or None, levels)) for mode, q in settings]
     rows = []
     for name, img in images:
-        rgb = to_uint8(img)
-        settings = [("near-lossless", q) for q in steps] + ([("generative", 0)] if generative else [])
-        for mode, q in settings:
-            data = codec.encode(rgb, predictor, mode, q if mode == "near-lossless" else None, levels=levels)
-            rec = codec.decode(data, predictor).image
+        x = from_uint8(to_uint8(img))
+        for mode, q, codec in codecs:
+            data = codec.encode(x)
+            rec = codec.decode(data)
             rows.append({"image": name, "mode": mode, "step": q, "bound": (q - 1) // 2 if q else None,
-                         "bytes": len(data), "bpp": metrics.bpp(len(data), *rgb.shape[:2]), **_quality(rgb, rec)})
+                         "bytes": len(data), "bpp": metrics.bpp(len(data), *x.shape[-2:]), **_quality(x, rec)})
             if decoded is not None:
-                decoded.append((rows[-1], from_uint8(rec)))
+                decoded.append((rows[-1], rec))
     return rows
 
 
@@ -186,7 +189,7 @@ def curve_means(rows: Sequence[dict]) -> list[dict]:
 
 def level_bytes(data: bytes) -> dict[str, int]:
     """Bytes of each part of a file: header+container overhead, base, and each level."""
-    header, chunks = codec.read(data)
+    header, chunks = bitstream.read(data)
     parts = {"base": len(chunks[0])}
     for i, chunk in enumerate(chunks[1:]):
         parts[f"level {header.levels - 1 - i}"] = len(chunk)
@@ -194,35 +197,37 @@ def level_bytes(data: bytes) -> dict[str, int]:
     return parts
 
 
-def progressive(rgb: np.ndarray, data: bytes, predictor: Predictor | None = None,
+def progressive(image: torch.Tensor, data: bytes, codec: HidenetCodec,
                 counts: Sequence[int] | None = None) -> list[dict]:
-    """Decode the k coarsest levels for each k in ``counts`` (default 0..L). Each row holds the
-    low-resolution image, the full-size preview (remaining levels predicted), its PSNR, and the
-    bytes of the file prefix that holds the base and those k levels."""
-    header, chunks = codec.read(data)
+    """Decode the k coarsest levels for each k in ``counts`` (default 0..L) of ``image``'s file. Each
+    row holds the low-resolution image, the full-size preview (remaining levels predicted), its PSNR,
+    and the bytes of the file prefix that holds the base and those k levels."""
+    header, chunks = bitstream.read(data)
     prefix = len(data) - sum(len(c) for c in chunks[1:])   # container, header and base
+    x = from_uint8(to_uint8(image))
     rows = []
     for k in (range(header.levels + 1) if counts is None else counts):
-        low = codec.decode(data, predictor, levels=k).image
-        full = codec.decode(data, predictor, levels=k, fill=True).image
+        low = codec.decode(data, levels=k)
+        full = codec.decode(data, levels=k, fill=True)
         used = prefix + sum(len(c) for c in chunks[1:1 + k]) if header.mode != "generative" else len(data)
-        rows.append({"levels": k, "lowres": low, "preview": full, "size": low.shape[:2],
-                     "bytes": used, "bpp": metrics.bpp(used, *rgb.shape[:2]), **_quality(rgb, full)})
+        rows.append({"levels": k, "lowres": low, "preview": full, "size": tuple(low.shape[-2:]),
+                     "bytes": used, "bpp": metrics.bpp(used, *x.shape[-2:]), **_quality(x, full)})
     return rows
 
 
 def timings(images: Images, predictor: Predictor, levels: int, mode: str = "lossless", repeats: int = 1) -> list[dict]:
     """Per image: best-of-``repeats`` encode and decode seconds for hideNet and PNG."""
     png = get_codec("png")
+    codec = HidenetCodec(predictor, mode, levels=levels)
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
         best = {"enc": math.inf, "dec": math.inf, "png_enc": math.inf, "png_dec": math.inf}
         for _ in range(repeats):
             t0 = time.perf_counter()
-            data = codec.encode(rgb, predictor, mode, levels=levels)
+            data = codec.encode(img)
             t1 = time.perf_counter()
-            codec.decode(data, predictor)
+            codec.decode(data)
             t2 = time.perf_counter()
             pdata = png.encode(rgb, None)
             t3 = time.perf_counter()

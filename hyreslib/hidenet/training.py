@@ -23,16 +23,11 @@ from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..data import ImageSet, crop_loader
 from ..engine import History, TrainSetup, train
 from .entropy import laplace_bits
-from .colour import colour_space
+from .colour import to_pixels
 from .predictors import Predictor, build_predictor
 from .split import orient, split_axis, split_once
 
 CHECKPOINT_KIND = "hidenet-predictor"
-
-
-def to_pixels(x: torch.Tensor, colour: str = "rgb") -> torch.Tensor:
-    """[0, 1] RGB batch -> integer-valued float pixels in the colour space ``colour``, coding order."""
-    return colour_space(colour).forward(x.clamp(0, 1).mul(255).round())
 
 
 def level_pairs(pixels: torch.Tensor, levels: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:

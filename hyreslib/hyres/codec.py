@@ -45,8 +45,8 @@ from torch import Tensor, nn
 
 from .. import jpeg as jpeg_io
 from ..checkpoint import build_model, fingerprint, load_checkpoint, save_checkpoint
-from ..container import CorruptStreamError
-from ..images import from_uint8, to_uint8
+from ..container import CorruptStreamError, ModelMismatchError
+from ..images import check_image, from_uint8, to_uint8
 from ..limits import check_memory, check_size
 from ..metrics import bpp
 from . import bitstream
@@ -133,14 +133,6 @@ def compose(base: Tensor, r_hat: Tensor, refine: nn.Module | None = None, clamp:
         batch = refine.tiled(batch, tiling) if tiled else refine(batch)
         x = batch[0] if x.dim() == 3 else batch
     return x.clamp(0, 1) if clamp else x
-
-
-def _check_image(x: Tensor) -> Tensor:
-    if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[0] != 3 or not x.is_floating_point():
-        raise ValueError(f"expected a (3, H, W) float image in [0, 1], got {getattr(x, 'shape', type(x))}")
-    if not torch.isfinite(x).all():
-        raise ValueError("image has non-finite values")
-    return x.detach().float().cpu()
 
 
 class HyresCodec:
@@ -259,7 +251,7 @@ class HyresCodec:
         """Encode in coding ``mode`` (see :mod:`.bitstream`); when None, a codec that knows its λ
         tries every mode and keeps the one with the lowest rate-distortion cost ``λ·255²·MSE + bpp``
         on real bytes (one without λ always codes the latent)."""
-        x = _check_image(image)
+        x = check_image(image)
         check_size(x.shape[-1], x.shape[-2], max_pixels)
         quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
@@ -309,7 +301,7 @@ class HyresCodec:
     def estimate_bits(self, image: Tensor, quality: int | None = None) -> dict[str, float]:
         """The rate the model itself predicts for ``image`` (its likelihoods on the same padded
         residual the encoder codes), in bits, for comparison with the real strings."""
-        x = _check_image(image)
+        x = check_image(image)
         quality = self._quality(quality)
         _, base = self.base_layer(x, quality)
         out = self.residual(self._residual_input(x, base), self._cond(base, quality))
@@ -321,10 +313,10 @@ class HyresCodec:
         """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
         if header.parse != self.residual.config.parse:
-            raise CorruptStreamError(f"this file was written with the {header.parse} parse; the loaded model "
+            raise ModelMismatchError(f"this file was written with the {header.parse} parse; the loaded model "
                                      f"codes with the {self.residual.config.parse} parse")
         if header.fingerprint != self.fingerprint:
-            raise CorruptStreamError(f"this file was made with another model (fingerprint {header.fingerprint.hex()}; "
+            raise ModelMismatchError(f"this file was made with another model (fingerprint {header.fingerprint.hex()}; "
                                      f"the loaded model is {self.fingerprint.hex()})")
         check_size(header.width, header.height, max_pixels, what="HyRES file's image")
         check_memory(self.working_memory(header.height, header.width), max_memory,
