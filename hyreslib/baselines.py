@@ -53,7 +53,7 @@ class Codec:
     lossless: bool = False
 
 
-def _check_quality(quality: int | None) -> int:
+def check_quality(quality: int | None) -> int:
     if quality is None or not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be an integer in 1..100, got {quality}")
     return int(quality)
@@ -81,7 +81,7 @@ def jxl_distance(quality: int) -> float:
     One change: q 100 maps to the smallest lossy distance (0.1) rather than to lossless, which is
     the separate ``jxl-lossless`` codec.
     """
-    q = _check_quality(quality)
+    q = check_quality(quality)
     if q >= 30:
         return 0.1 + (100 - q) * 0.09
     return 53.0 / 3000.0 * q * q - 23.0 / 20.0 * q + 25.0
@@ -102,16 +102,16 @@ def _build_registry() -> dict[str, Codec]:
     jxl = f"imagecodecs {imagecodecs.__version__}, {imagecodecs.jpegxl_version()}"
     codecs = [
         Codec("jpeg", f"JPEG 4:2:0, {pil} ({turbo}), default Huffman tables (optimize=False)",
-              lambda a, q: jpeg.encode_array(a, _check_quality(q), "4:2:0", optimize=False),
+              lambda a, q: jpeg.encode_array(a, check_quality(q), "4:2:0", optimize=False),
               jpeg.decode_array),
         Codec("jpeg444", f"JPEG 4:4:4, {pil} ({turbo}), default Huffman tables (optimize=False)",
-              lambda a, q: jpeg.encode_array(a, _check_quality(q), "4:4:4", optimize=False),
+              lambda a, q: jpeg.encode_array(a, check_quality(q), "4:4:4", optimize=False),
               jpeg.decode_array),
         Codec("webp", f"WebP lossy, {pil} ({webp}), method=4 (default)",
-              lambda a, q: _pillow_encode(a, "WEBP", quality=_check_quality(q), method=4),
+              lambda a, q: _pillow_encode(a, "WEBP", quality=check_quality(q), method=4),
               _pillow_decoder("WEBP")),
         Codec("avif", f"AVIF 4:2:0, {pil} ({avif}), speed={AVIF_SPEED}, 1 thread",
-              lambda a, q: _pillow_encode(a, "AVIF", quality=_check_quality(q), speed=AVIF_SPEED,
+              lambda a, q: _pillow_encode(a, "AVIF", quality=check_quality(q), speed=AVIF_SPEED,
                                           subsampling="4:2:0", codec="aom", max_threads=1),
               _pillow_decoder("AVIF")),
         Codec("jxl", f"JPEG XL lossy, {jxl}, effort={JXL_EFFORT}, distance=jxl_distance(quality), 1 thread",
@@ -162,7 +162,7 @@ def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Cod
     pairs = []
     for name in dict.fromkeys(codecs):
         codec = get_codec(name)
-        pairs += [(codec, None)] if codec.lossless else [(codec, _check_quality(q)) for q in dict.fromkeys(qualities)]
+        pairs += [(codec, None)] if codec.lossless else [(codec, check_quality(q)) for q in dict.fromkeys(qualities)]
     return pairs
 
 
