@@ -6,7 +6,7 @@ PSNR and MS-SSIM from the decoded pixels through :mod:`hyreslib.metrics`.
 
 Data flow::
 
-    ImageSet --sweep--> records (one per image x codec x quality) --mean_curve--> curves per codec
+    ImageSet --sweep--> records (ImageRecord, one per image x codec x quality) --mean_curve--> curves per codec
                                                   \\--save_results--> JSON {dataset, records, curves}
 
 Curves are means over images at each quality setting, which is how published curves (e.g.
@@ -32,8 +32,10 @@ from PIL import Image, features
 from tqdm.auto import tqdm
 
 from . import jpeg, metrics, rd
+from .fileio import atomic_write_bytes
 from .data import PROJECT_ROOT, ImageSet, test_set
 from .images import from_uint8, to_uint8
+from .records import ImageRecord, quality_setting
 
 PUBLISHED_KODAK = PROJECT_ROOT / "data" / "reference" / "kodak_published.json"
 # The grid of CompressAI's published JPEG and WebP curves (19 points; matched by measurement).
@@ -139,7 +141,7 @@ def get_codec(name: str) -> Codec:
     return CODECS[name]
 
 
-def measure(codec: Codec, arr: np.ndarray, quality: int | None) -> dict:
+def measure(codec: Codec, arr: np.ndarray, quality: int | None, image: str = "") -> ImageRecord:
     """Encode and decode one (H, W, 3) uint8 image; rate from the bytes, quality from the pixels."""
     t0 = time.perf_counter()
     data = codec.encode(arr, quality)
@@ -150,11 +152,10 @@ def measure(codec: Codec, arr: np.ndarray, quality: int | None) -> dict:
         raise RuntimeError(f"{codec.name} decoded a {rec.shape} image from a {arr.shape} input")
     x, y = from_uint8(arr), from_uint8(rec)
     h, w = arr.shape[:2]
-    return {"codec": codec.name, "description": codec.description,
-            "quality": None if codec.lossless else int(quality),
-            "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
-            "psnr": float(metrics.psnr(x, y)), "ms_ssim": float(metrics.ms_ssim(x, y)),
-            "encode_s": t1 - t0, "decode_s": t2 - t1}
+    q = None if codec.lossless else int(quality)
+    return ImageRecord(image, codec.name, quality_setting(q), metrics.bpp(len(data), h, w), float(metrics.psnr(x, y)),
+                       float(metrics.ms_ssim(x, y)), len(data), w, h, t1 - t0, t2 - t1,
+                       extra={"quality": q, "description": codec.description})
 
 
 def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Codec, int | None]]:
@@ -167,11 +168,11 @@ def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Cod
 
 
 def _image_records(job: tuple[ImageSet, int, list[str], list[int]]) -> list[dict]:
-    """All records of one image (one task of a sweep)."""
+    """All records of one image (one task of a sweep), as :class:`ImageRecord` dictionaries."""
     images, index, codecs, qualities = job
     name, x = images[index]
     arr = to_uint8(x)
-    return [{"image": name, **measure(codec, arr, q)} for codec, q in _settings(codecs, qualities)]
+    return [measure(codec, arr, q, name).to_dict() for codec, q in _settings(codecs, qualities)]
 
 
 def _worker_init() -> None:
@@ -222,11 +223,9 @@ def results(images: ImageSet, records: list[dict]) -> dict:
 
 
 def save_results(path: str | Path, doc: dict) -> Path:
-    """Write a results document as JSON (lossless PSNR is written as ``Infinity``, as Python reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
-    return path
+    """Write a results document as JSON, atomically (lossless PSNR is written as ``Infinity``, as
+    Python reads it)."""
+    return atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def load_published(path: str | Path = PUBLISHED_KODAK) -> dict:
