@@ -99,6 +99,21 @@ def jpeg_curve(images: ImageSet, qualities: Sequence[int], settings: JpegSetting
     return out
 
 
+FILE_PREFIX = "hyr:"
+
+
+def file_artifact(tag: str, image: str) -> str:
+    """The manifest name of the ``.hyr`` file of ``image`` in the set ``tag`` (e.g. a λ phase)."""
+    return f"{FILE_PREFIX}{tag}/{image}"
+
+
+def record_files(run: manifest.Run, rows: Sequence[dict], files: str | Path, tag: str) -> None:
+    """Register the ``.hyr`` files :func:`evaluate` wrote for ``rows`` as artifacts of the run, so
+    that a later notebook reads them through the manifest, SHA-256 checked (:func:`file_artifact`)."""
+    for r in rows:
+        run.add_artifact(file_artifact(tag, r["image"]), Path(files) / f"{r['image']}.hyr")
+
+
 def record_reconstructions(run: manifest.Run, codec: HyresCodec, rows: Sequence[dict], files: str | Path,
                            label: str, curve: str = "HyRES") -> Path:
     """Decode the ``.hyr`` files written by :func:`evaluate` and store the images as one RD point
