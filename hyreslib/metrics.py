@@ -31,14 +31,19 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).pow(2).flatten(1).mean(1)
 
 
+def psnr_from_mse(err: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """PSNR in dB of a mean squared error for values of range ``peak`` (``inf`` for no error): the
+    one formula behind :func:`psnr` and the training logs, whose images are not rounded to 8 bits."""
+    return torch.where(err > 0, 10.0 * torch.log10(peak ** 2 / err.clamp_min(1e-30)), torch.full_like(err, math.inf))
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | float:
     """PSNR in dB (peak 1.0 = 255) per image; a float for a single (3, H, W) image.
 
     Identical images give ``inf``.
     """
     single = x.dim() == 3
-    err = mse(x, y)
-    out = torch.where(err > 0, -10.0 * torch.log10(err.clamp_min(1e-30)), torch.full_like(err, math.inf))
+    out = psnr_from_mse(mse(x, y))
     return float(out[0]) if single else out
 
 
