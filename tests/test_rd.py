@@ -71,6 +71,7 @@ def test_classical_records_read_current_and_older_files():
                        {"image": "a", "codec": "png", "quality": None, "bpp": 9.0, "psnr": float("inf"),
                         "ms_ssim": 1.0}]}
     new = {"records": [{**old["records"][0], "setting": "q30"}, {**old["records"][1], "setting": "lossless"}]}
-    for doc in (old, new):
-        (r,) = rd.classical_records(doc)  # lossless formats are no RD point
+    exact = {"image": "flat", "codec": "jpeg", "setting": "q95", "bpp": 0.1, "psnr": float("inf"), "ms_ssim": 1.0}
+    for doc in (old, new, {"records": new["records"] + [exact]}):
+        (r,) = rd.classical_records(doc)  # lossless formats, and lossless results, are no RD point
         assert (r["codec"], r["setting"], r["image"], r["bpp"]) == ("jpeg", "q30", "a", 0.5)
