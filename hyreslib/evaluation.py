@@ -73,13 +73,9 @@ def classical(name: str, qualities: Sequence[int]) -> Subject:
 
 
 def _hyres_point(codec, setting: str) -> Point:
-    from .hyres import bitstream
+    from .hyres.evaluate import file_parts
 
-    def parts(data: bytes) -> dict[str, int]:
-        size = bitstream.breakdown(data)
-        return {"jpeg": size["jpeg"], "z": size["z"], "y": size["y_anchor"] + size["y_non_anchor"],
-                "container": size["container"]}
-    return Point(setting, codec.encode, codec.decode, parts)
+    return Point(setting, codec.encode, codec.decode, file_parts)
 
 
 def hyres(checkpoints: Sequence[str] = (), models_: Sequence[str] = (), device: str = "cpu") -> Subject:

@@ -28,6 +28,13 @@ from . import bitstream
 from .codec import HyresCodec, JpegSettings
 
 
+def file_parts(data: bytes) -> dict[str, int]:
+    """Bytes of a ``.hyr`` file by part: the JPEG base, z, y (both passes) and the container."""
+    size = bitstream.breakdown(data)
+    return {"jpeg": size["jpeg"], "z": size["z"], "y": size["y_anchor"] + size["y_non_anchor"],
+            "container": size["container"]}
+
+
 def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = None, estimate: bool = True,
                    save_to: Path | None = None, image: str = "") -> dict:
     """Metrics of one image, an :class:`~hyreslib.records.ImageRecord` as a dictionary (the bpp
@@ -41,10 +48,8 @@ def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = Non
     t2 = time.perf_counter()
     if save_to is not None:
         atomic_write_bytes(save_to, enc.data)
-    size = bitstream.breakdown(enc.data)
-    real = {"y": 8 * (size["y_anchor"] + size["y_non_anchor"]), "z": 8 * size["z"]}
-    parts = {"jpeg": size["jpeg"], "z": size["z"], "y": size["y_anchor"] + size["y_non_anchor"],
-             "container": size["container"]}
+    parts = file_parts(enc.data)
+    real = {"y": 8 * parts["y"], "z": 8 * parts["z"]}
     extra = {"psnr_jpeg": psnr(dec.base, x), "latents_exact": bool(torch.equal(enc.y_hat, dec.y_hat)),
              "mode": enc.mode, "real_bits_y": real["y"], "real_bits_z": real["z"]}
     if estimate:
