@@ -175,3 +175,13 @@ def test_record_reads_older_shapes():
     assert sweep.setting == "lossless" and sweep.extra == {"quality": None}
     with pytest.raises(ValueError, match="not an image record: no psnr"):
         ImageRecord.from_dict({"image": "a", "codec": "png", "setting": "x", "bpp": 1.0})
+
+
+def test_classical_default_is_the_published_grid():
+    from hyreslib.cli import build_parser
+    from hyreslib.evaluation import subject_from_args
+
+    subject = subject_from_args(build_parser().parse_args(["eval", "--codec", "webp"]))
+    assert [p.setting for p in subject.points] == [f"q{q}" for q in range(5, 100, 5)]
+    lossless = subject_from_args(build_parser().parse_args(["eval", "--codec", "png", "--quality", "10", "20"]))
+    assert [p.setting for p in lossless.points] == ["lossless"]
