@@ -2,8 +2,9 @@
 
 Every measured point of the kit reaches here as a per-image record (:class:`~hyreslib.records.ImageRecord`
 as a dictionary: ``codec`` names the curve, ``setting`` the point; classical codecs from notebook 00,
-reconstructions saved by the other notebooks through :mod:`hyreslib.recons`). Curves are means over images per point, restricted to
-the images every curve has, so that all curves in one table or figure describe the same images.
+reconstructions saved by the other notebooks through :mod:`hyreslib.recons`). Curves are means over
+images per point, restricted to the images every curve has, so that all curves in one table or figure
+describe the same images.
 """
 
 from __future__ import annotations

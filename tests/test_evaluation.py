@@ -105,7 +105,7 @@ def test_hyres_checkpoint_through_files(tmp_path, folder, checkpoint):
     assert _plot(tmp_path, tmp_path / "r.json")[0]["name"] == "HyRES"
 
 
-def test_shipped_model_by_name(tmp_path, folder, monkeypatch):
+def test_shipped_model_by_name(tmp_path, folder):
     from hyreslib import models
 
     if not models.registry():
