@@ -126,6 +126,17 @@ def test_hidenet_fixed_lossless_and_near_lossless(tmp_path, folder):
     assert _plot(tmp_path, tmp_path / "r.json")[0]["xs"] == doc["results"]["bpp"]
 
 
+def test_hidenet_learned_predictor_checkpoint(tmp_path, folder):
+    from hyreslib.hidenet.predictors import CNNP
+    from hyreslib.hidenet.training import save_predictor
+
+    torch.manual_seed(0)
+    ckpt = save_predictor(tmp_path / "p.ckpt", CNNP(6, 5))
+    doc, records = _eval(tmp_path, "--codec", "hidenet", "-c", str(ckpt), "--dataset", str(folder))
+    assert doc["settings"] == ["lossless"] and "p.ckpt" in doc["description"]
+    assert all(r.psnr == math.inf for r in records) and len(records) == 2
+
+
 def test_published_curves_beside_the_results(tmp_path, folder):
     assert main(["eval", "--codec", "png", "--dataset", str(folder), "--out", str(tmp_path / "r.json"),
                  "--published"]) == 0
