@@ -189,6 +189,10 @@ def open_dataset(spec: str, root: str | None = None) -> data.ImageSet:
 
 
 def subject_from_args(args: argparse.Namespace) -> Subject:
+    if args.quality and args.codec in KINDS:
+        raise ValueError(f"--quality is for classical codecs; {args.codec} codes at its model's own settings")
+    if args.step and args.codec != "hidenet":
+        raise ValueError("--step is for --codec hidenet (near-lossless steps)")
     if args.codec == "hyres":
         return hyres(args.checkpoint or (), args.model or (), str(resolve_device(args.device)))
     if args.model:

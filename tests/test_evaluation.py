@@ -159,6 +159,8 @@ def test_published_curves_beside_the_results(tmp_path, folder):
     (["--codec", "hyres", "-c", "/nonexistent.ckpt"], "nonexistent"),
     (["--codec", "jpeg", "--dataset", "/nonexistent-folder"], "unknown dataset"),
     (["--codec", "jpeg", "--records", "x.json"], "give --out"),
+    (["--codec", "hyres", "--model", "x", "--quality", "50"], "--quality is for classical codecs"),
+    (["--codec", "webp", "--step", "3"], "--step is for --codec hidenet"),
 ])
 def test_bad_input_is_one_line(capsys, folder, args, match):
     argv = ["eval", *args] + ([] if "--dataset" in args else ["--dataset", str(folder)])
