@@ -6,7 +6,7 @@ PSNR and MS-SSIM from the decoded pixels through :mod:`hyreslib.metrics`.
 
 Data flow::
 
-    ImageSet --sweep--> records (one per image x codec x quality) --mean_curve--> curves per codec
+    ImageSet --sweep--> records (ImageRecord, one per image x codec x quality) --mean_curve--> curves per codec
                                                   \\--save_results--> JSON {dataset, records, curves}
 
 Curves are means over images at each quality setting, which is how published curves (e.g.
@@ -32,8 +32,10 @@ from PIL import Image, features
 from tqdm.auto import tqdm
 
 from . import jpeg, metrics, rd
+from .fileio import atomic_write_bytes
 from .data import PROJECT_ROOT, ImageSet, test_set
 from .images import from_uint8, to_uint8
+from .records import ImageRecord, quality_setting
 
 PUBLISHED_KODAK = PROJECT_ROOT / "data" / "reference" / "kodak_published.json"
 # The grid of CompressAI's published JPEG and WebP curves (19 points; matched by measurement).
@@ -53,7 +55,7 @@ class Codec:
     lossless: bool = False
 
 
-def _check_quality(quality: int | None) -> int:
+def check_quality(quality: int | None) -> int:
     if quality is None or not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be an integer in 1..100, got {quality}")
     return int(quality)
@@ -81,7 +83,7 @@ def jxl_distance(quality: int) -> float:
     One change: q 100 maps to the smallest lossy distance (0.1) rather than to lossless, which is
     the separate ``jxl-lossless`` codec.
     """
-    q = _check_quality(quality)
+    q = check_quality(quality)
     if q >= 30:
         return 0.1 + (100 - q) * 0.09
     return 53.0 / 3000.0 * q * q - 23.0 / 20.0 * q + 25.0
@@ -102,16 +104,16 @@ def _build_registry() -> dict[str, Codec]:
     jxl = f"imagecodecs {imagecodecs.__version__}, {imagecodecs.jpegxl_version()}"
     codecs = [
         Codec("jpeg", f"JPEG 4:2:0, {pil} ({turbo}), default Huffman tables (optimize=False)",
-              lambda a, q: jpeg.encode_array(a, _check_quality(q), "4:2:0", optimize=False),
+              lambda a, q: jpeg.encode_array(a, check_quality(q), "4:2:0", optimize=False),
               jpeg.decode_array),
         Codec("jpeg444", f"JPEG 4:4:4, {pil} ({turbo}), default Huffman tables (optimize=False)",
-              lambda a, q: jpeg.encode_array(a, _check_quality(q), "4:4:4", optimize=False),
+              lambda a, q: jpeg.encode_array(a, check_quality(q), "4:4:4", optimize=False),
               jpeg.decode_array),
         Codec("webp", f"WebP lossy, {pil} ({webp}), method=4 (default)",
-              lambda a, q: _pillow_encode(a, "WEBP", quality=_check_quality(q), method=4),
+              lambda a, q: _pillow_encode(a, "WEBP", quality=check_quality(q), method=4),
               _pillow_decoder("WEBP")),
         Codec("avif", f"AVIF 4:2:0, {pil} ({avif}), speed={AVIF_SPEED}, 1 thread",
-              lambda a, q: _pillow_encode(a, "AVIF", quality=_check_quality(q), speed=AVIF_SPEED,
+              lambda a, q: _pillow_encode(a, "AVIF", quality=check_quality(q), speed=AVIF_SPEED,
                                           subsampling="4:2:0", codec="aom", max_threads=1),
               _pillow_decoder("AVIF")),
         Codec("jxl", f"JPEG XL lossy, {jxl}, effort={JXL_EFFORT}, distance=jxl_distance(quality), 1 thread",
@@ -139,7 +141,7 @@ def get_codec(name: str) -> Codec:
     return CODECS[name]
 
 
-def measure(codec: Codec, arr: np.ndarray, quality: int | None) -> dict:
+def measure(codec: Codec, arr: np.ndarray, quality: int | None, image: str = "") -> ImageRecord:
     """Encode and decode one (H, W, 3) uint8 image; rate from the bytes, quality from the pixels."""
     t0 = time.perf_counter()
     data = codec.encode(arr, quality)
@@ -150,11 +152,10 @@ def measure(codec: Codec, arr: np.ndarray, quality: int | None) -> dict:
         raise RuntimeError(f"{codec.name} decoded a {rec.shape} image from a {arr.shape} input")
     x, y = from_uint8(arr), from_uint8(rec)
     h, w = arr.shape[:2]
-    return {"codec": codec.name, "description": codec.description,
-            "quality": None if codec.lossless else int(quality),
-            "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
-            "psnr": float(metrics.psnr(x, y)), "ms_ssim": float(metrics.ms_ssim(x, y)),
-            "encode_s": t1 - t0, "decode_s": t2 - t1}
+    q = None if codec.lossless else int(quality)
+    return ImageRecord(image, codec.name, quality_setting(q), metrics.bpp(len(data), h, w), float(metrics.psnr(x, y)),
+                       float(metrics.ms_ssim(x, y)), len(data), w, h, t1 - t0, t2 - t1,
+                       extra={"quality": q, "description": codec.description})
 
 
 def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Codec, int | None]]:
@@ -162,16 +163,16 @@ def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Cod
     pairs = []
     for name in dict.fromkeys(codecs):
         codec = get_codec(name)
-        pairs += [(codec, None)] if codec.lossless else [(codec, _check_quality(q)) for q in dict.fromkeys(qualities)]
+        pairs += [(codec, None)] if codec.lossless else [(codec, check_quality(q)) for q in dict.fromkeys(qualities)]
     return pairs
 
 
 def _image_records(job: tuple[ImageSet, int, list[str], list[int]]) -> list[dict]:
-    """All records of one image (one task of a sweep)."""
+    """All records of one image (one task of a sweep), as :class:`ImageRecord` dictionaries."""
     images, index, codecs, qualities = job
     name, x = images[index]
     arr = to_uint8(x)
-    return [{"image": name, **measure(codec, arr, q)} for codec, q in _settings(codecs, qualities)]
+    return [measure(codec, arr, q, name).to_dict() for codec, q in _settings(codecs, qualities)]
 
 
 def _worker_init() -> None:
@@ -222,11 +223,9 @@ def results(images: ImageSet, records: list[dict]) -> dict:
 
 
 def save_results(path: str | Path, doc: dict) -> Path:
-    """Write a results document as JSON (lossless PSNR is written as ``Infinity``, as Python reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
-    return path
+    """Write a results document as JSON, atomically (lossless PSNR is written as ``Infinity``, as
+    Python reads it)."""
+    return atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def load_published(path: str | Path = PUBLISHED_KODAK) -> dict:

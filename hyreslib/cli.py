@@ -9,7 +9,7 @@ import sys
 
 # Modules that contribute subcommands, in the order `hyres --help` lists them.
 COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli", "hyreslib.hyres.cli",
-                   "hyreslib.models"]
+                   "hyreslib.models", "hyreslib.evaluation"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@
 Single-process and distributed runs share one code path: :func:`setup` returns world size 1 when
 no ``torchrun`` environment is present. NCCL is used on GPUs, gloo on CPUs. Example (2 GPUs)::
 
-    torchrun --nproc_per_node 2 -m hyreslib.train_cli ...
+    torchrun --nproc_per_node 2 -m hyreslib.hyres.train_cli ...
 """
 
 from __future__ import annotations

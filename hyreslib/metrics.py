@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import pytorch_msssim
 from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 from scipy.interpolate import PchipInterpolator
 
@@ -31,14 +32,19 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).pow(2).flatten(1).mean(1)
 
 
+def psnr_from_mse(err: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """PSNR in dB of a mean squared error for values of range ``peak`` (``inf`` for no error): the
+    one formula behind :func:`psnr` and the training logs, whose images are not rounded to 8 bits."""
+    return torch.where(err > 0, 10.0 * torch.log10(peak ** 2 / err.clamp_min(1e-30)), torch.full_like(err, math.inf))
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | float:
     """PSNR in dB (peak 1.0 = 255) per image; a float for a single (3, H, W) image.
 
     Identical images give ``inf``.
     """
     single = x.dim() == 3
-    err = mse(x, y)
-    out = torch.where(err > 0, -10.0 * torch.log10(err.clamp_min(1e-30)), torch.full_like(err, math.inf))
+    out = psnr_from_mse(mse(x, y))
     return float(out[0]) if single else out
 
 
@@ -56,13 +62,17 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | float:
     while scales > 1 and short <= (11 - 1) * 2 ** (scales - 1):
         scales -= 1
     w = torch.tensor(weights[:scales], dtype=x.dtype, device=x.device)
-    out = _ms_ssim_scales(x, y, w / w.sum())
+    if scales == len(weights):  # pytorch-msssim's public function, as CompressAI's eval_model calls it
+        out = pytorch_msssim.ms_ssim(x, y, data_range=1.0, size_average=False, weights=(w / w.sum()).tolist())
+    else:
+        out = _ms_ssim_scales(x, y, w / w.sum())
     return float(out[0]) if single else out
 
 
 def _ms_ssim_scales(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """pytorch-msssim's MS-SSIM with ``len(weights)`` scales. Its public ``ms_ssim`` asserts a
-    160 px short side even when given fewer weights, so the scale loop is spelled out here."""
+    """pytorch-msssim's MS-SSIM with fewer than five scales, for short sides <= 160 px only: its
+    public ``ms_ssim`` asserts a 160 px short side even when given fewer weights, so the scale loop
+    is spelled out here with its private ``_ssim``."""
     win = _fspecial_gauss_1d(11, 1.5).repeat(x.shape[1], 1, 1, 1).to(x)
     factors = []
     for level in range(len(weights)):

@@ -1,27 +1,30 @@
 """Rate-distortion curves gathered from a run, and Bjøntegaard tables between them.
 
-Every measured point of the kit reaches here as a per-image *record* ``{curve, point, image,
-bpp, psnr, ms_ssim}`` (classical codecs from notebook 00, reconstructions saved by the other
-notebooks through :mod:`hyreslib.recons`). Curves are means over images per point, restricted to
-the images every curve has, so that all curves in one table or figure describe the same images.
+Every measured point of the kit reaches here as a per-image record (:class:`~hyreslib.records.ImageRecord`
+as a dictionary: ``codec`` names the curve, ``setting`` the point; classical codecs from notebook 00,
+reconstructions saved by the other notebooks through :mod:`hyreslib.recons`). Curves are means over
+images per point, restricted to the images every curve has, so that all curves in one table or figure
+describe the same images.
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write_bytes
 from .metrics import bd_psnr, bd_rate
 from .recons import Reconstruction
+from .records import ImageRecord
 
 Curves = dict[str, dict[str, list]]
 
 
-def mean_curves(records: Iterable[dict], curve_key: str = "curve", point_key: str = "point",
+def mean_curves(records: Iterable[dict], curve_key: str = "codec", point_key: str = "setting",
                 images: set[str] | None = None) -> Curves:
     """``{curve: {point_key: [...], "bpp", "psnr", "ms_ssim", "n"}}``, points in ascending order
     of bpp, each the mean over its images (only ``images`` when given). An image measured twice
@@ -45,22 +48,21 @@ def mean_curves(records: Iterable[dict], curve_key: str = "curve", point_key: st
 
 
 def classical_records(doc: dict) -> list[dict]:
-    """Records of notebook 00's ``classical.json`` (lossless formats left out of RD curves)."""
-    return [{"curve": r["codec"], "point": f"q{r['quality']}", "image": r["image"], "bpp": r["bpp"],
-             "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]}
-            for r in doc["records"] if r["quality"] is not None and math.isfinite(r["psnr"])]
+    """Records of notebook 00's ``classical.json`` (lossless formats left out of RD curves); older
+    files, written before the record had a ``setting``, are read too."""
+    records = (ImageRecord.from_dict(r) for r in doc["records"])
+    return [r.to_dict() for r in records if not r.lossless and r.setting != "lossless"]
 
 
 def recon_records(recons: Iterable[Reconstruction]) -> list[dict]:
-    return [{"curve": r.curve, "point": r.label, "image": r.image, "bpp": r.bpp, "psnr": r.psnr,
-             "ms_ssim": r.ms_ssim} for r in recons]
+    return [ImageRecord(r.image, r.curve, r.label, r.bpp, r.psnr, r.ms_ssim).to_dict() for r in recons]
 
 
 def common_images(records: Sequence[dict]) -> set[str]:
     """Images present in every curve."""
     per_curve: dict[str, set[str]] = {}
     for r in records:
-        per_curve.setdefault(r["curve"], set()).add(r["image"])
+        per_curve.setdefault(r["codec"], set()).add(r["image"])
     return set.intersection(*per_curve.values()) if per_curve else set()
 
 
@@ -107,15 +109,15 @@ def _fmt(v: float | None, spec: str) -> str:
 def write_table(rows: Sequence[dict], stem: str | Path) -> tuple[Path, Path]:
     """The BD table as CSV and as a Markdown table (``stem.csv``, ``stem.md``)."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
     fields = ["codec", "anchor", "bd_rate_pct", "bd_psnr_db", "points", "note"]
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(csv_path, table.getvalue().encode())
     lines = ["| codec | anchor | BD-rate (%) | BD-PSNR (dB) | points | note |", "|---|---|---:|---:|---:|---|"]
     lines += [f"| {r['codec']} | {r['anchor']} | {_fmt(r['bd_rate_pct'], '+.1f')} | "
               f"{_fmt(r['bd_psnr_db'], '+.2f')} | {r['points']} | {r.get('note', '')} |" for r in rows]
-    md_path.write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(md_path, ("\n".join(lines) + "\n").encode())
     return csv_path, md_path

@@ -4,7 +4,8 @@ A notebook that decodes test images stores them with :func:`save` under a *label
 e.g. ``"HyRES λ=0.045"``) belonging to a *curve* (e.g. ``"HyRES"``): lossless PNGs plus an index
 with each image's bpp (from the real file) and quality, registered in its manifest as the artifact
 ``recon:<label>``.
-:func:`collect` finds every such set in a run by reading the manifests.
+:func:`collect` finds every such set in a run by reading the manifests; :func:`read` reads one index
+(the running notebook's own, before its manifest is written).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import manifest
+from .fileio import atomic_write_json
 from .images import load_image, save_image
 
 PREFIX = "recon:"
@@ -52,10 +54,18 @@ def save(run: manifest.Run, label: str, items: Iterable[tuple[str, torch.Tensor,
         png = save_image(img, folder / f"{name}.png")
         rows.append({"image": name, "file": png.name, "bpp": float(bpp), "psnr": float(psnr),
                      "ms_ssim": None if msssim is None else float(msssim)})
-    index = folder / "index.json"
-    index.write_text(json.dumps({"label": label, "curve": curve or label, "rows": rows}, indent=1))
+    index = atomic_write_json(folder / "index.json", {"label": label, "curve": curve or label, "rows": rows})
     run.add_artifact(PREFIX + label, index)
     return index
+
+
+def read(index: str | Path, notebook: str = "") -> list[Reconstruction]:
+    """The reconstructions of one index written by :func:`save` (e.g. by the notebook that is
+    running, before its manifest exists)."""
+    index = Path(index)
+    doc = json.loads(index.read_text())
+    return [Reconstruction(doc["label"], r["image"], index.parent / r["file"], r["bpp"], r["psnr"], r.get("ms_ssim"),
+                           notebook, doc["curve"]) for r in doc["rows"]]
 
 
 def collect(run_dir: str | Path) -> list[Reconstruction]:
@@ -63,16 +73,5 @@ def collect(run_dir: str | Path) -> list[Reconstruction]:
     found = []
     for nb in manifest.available(run_dir):
         m = manifest.load(run_dir, nb)
-        for name in m.record["artifacts"]:
-            if not name.startswith(PREFIX):
-                continue
-            index = m.artifact(name)
-            doc = json.loads(index.read_text())
-            for r in doc["rows"]:
-                found.append(Reconstruction(doc["label"], r["image"], index.parent / r["file"], r["bpp"], r["psnr"],
-                                            r.get("ms_ssim"), nb, doc["curve"]))
+        found += [r for name in m.record["artifacts"] if name.startswith(PREFIX) for r in read(m.artifact(name), nb)]
     return found
-
-
-def as_records(recons: Iterable[Reconstruction]) -> list[dict]:
-    return [{**asdict(r), "path": str(r.path)} for r in recons]

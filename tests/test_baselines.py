@@ -18,7 +18,7 @@ from hyreslib.images import to_uint8
 
 LOSSY = [name for name, c in baselines.CODECS.items() if not c.lossless]
 LOSSLESS = [name for name, c in baselines.CODECS.items() if c.lossless]
-RECORD_FIELDS = {"codec", "description", "quality", "image", "width", "height", "bytes", "bpp", "psnr",
+RECORD_FIELDS = {"codec", "setting", "description", "quality", "image", "width", "height", "bytes", "bpp", "psnr",
                  "ms_ssim", "encode_s", "decode_s"}
 
 
@@ -53,8 +53,9 @@ def test_codec_round_trip(name, crops):
 @pytest.mark.parametrize("name", list(baselines.CODECS))
 def test_measure_record(name, crops):
     arr = crops[1]
-    record = baselines.measure(baselines.get_codec(name), arr, 50)
-    assert set(record) == RECORD_FIELDS - {"image"}
+    record = baselines.measure(baselines.get_codec(name), arr, 50, "crop1").to_dict()
+    assert set(record) == RECORD_FIELDS and record["image"] == "crop1"
+    assert record["setting"] == ("lossless" if name in LOSSLESS else "q50")
     assert (record["height"], record["width"]) == arr.shape[:2]
     assert record["bytes"] > 0
     assert record["bpp"] == pytest.approx(8 * record["bytes"] / arr.shape[0] / arr.shape[1])

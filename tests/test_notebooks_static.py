@@ -162,3 +162,23 @@ def test_training_options_reach_every_train_setup(path):
         passed = {k.arg: getattr(k.value, "id", None) for k in call.keywords}
         for name in declared & set(TRAINING_OPTIONS):
             assert passed.get(name) == name, f"{path.stem}: TrainSetup(...) at line {call.lineno} drops {name}"
+
+
+def _code(path: Path) -> str:
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.stem.startswith("01_")], ids=lambda p: p.stem)
+def test_notebooks_start_with_the_shared_setup(path):
+    """One call records every parameter (notebook 01 has its own owner and setup)."""
+    code = _code(path)
+    assert f'notebook.start("{path.stem}", globals())' in code and "manifest.start(" not in code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_read_other_notebooks_only_through_manifests(path):
+    """No path into another notebook's folder, no glob over a run, no warning category hidden wholesale."""
+    code = _code(path)
+    for pattern in (r"\.glob\(", r"run_dir\s*/", r"\.run_dir\b", r"PROJECT_ROOT", r"kodak_published",
+                    r"filterwarnings\(\s*\"ignore\",\s*category="):
+        assert not re.search(pattern, code), f"{path.name}: {pattern}"

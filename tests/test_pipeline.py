@@ -50,7 +50,7 @@ def _check_residual_training(m: manifest.Manifest) -> None:
     assert metrics["psnr"] > 10 and 0 < metrics["ms_ssim"] <= 1
     assert metrics["train"]["steps"] == 4 and metrics["phases"][0]["lambda"] == 0.045
     codec = HyresCodec.load(m.artifact("codec"))
-    name = json.loads(m.artifact("results").read_text())["per_image"][0]["name"]
+    name = json.loads(m.artifact("results").read_text())["per_image"][0]["image"]
     hyr = m.run_dir / "02_residual_training" / "files" / f"{name}.hyr"
     assert codec.decode(hyr.read_bytes()).shape[0] == 3
     assert any(k.startswith("recon:") for k in m.record["artifacts"])

@@ -11,10 +11,10 @@ def _records():
     out = []
     for image, offset in (("a", 0.0), ("b", 1.0), ("c", 2.0)):
         for q, (bpp, psnr) in enumerate([(0.2, 25.0), (0.5, 28.0), (1.0, 31.0), (2.0, 35.0)]):
-            out.append({"curve": "anchor", "point": f"q{q}", "image": image, "bpp": bpp, "psnr": psnr + offset,
+            out.append({"codec": "anchor", "setting": f"q{q}", "image": image, "bpp": bpp, "psnr": psnr + offset,
                         "ms_ssim": 0.9})
             if image != "c":  # the test curve lacks image c
-                out.append({"curve": "test", "point": f"q{q}", "image": image, "bpp": bpp * 0.8,
+                out.append({"codec": "test", "setting": f"q{q}", "image": image, "bpp": bpp * 0.8,
                             "psnr": psnr + offset, "ms_ssim": None})
     return out
 
@@ -64,3 +64,14 @@ def test_table_states_why_a_value_is_missing(tmp_path):
     curves = {"anchor": {"bpp": [0.1, 0.2], "psnr": [20.0, 22.0]}, "far": {"bpp": [3.0, 4.0], "psnr": [40.0, 42.0]}}
     _, md_path = rd.write_table(rd.bd_table(curves, ["anchor"]), tmp_path / "bd")
     assert "| far | anchor | n/a | n/a | 2 | no common PSNR range" in md_path.read_text()
+
+
+def test_classical_records_read_current_and_older_files():
+    old = {"records": [{"image": "a", "codec": "jpeg", "quality": 30, "bpp": 0.5, "psnr": 30.0, "ms_ssim": 0.9},
+                       {"image": "a", "codec": "png", "quality": None, "bpp": 9.0, "psnr": float("inf"),
+                        "ms_ssim": 1.0}]}
+    new = {"records": [{**old["records"][0], "setting": "q30"}, {**old["records"][1], "setting": "lossless"}]}
+    exact = {"image": "flat", "codec": "jpeg", "setting": "q95", "bpp": 0.1, "psnr": float("inf"), "ms_ssim": 1.0}
+    for doc in (old, new, {"records": new["records"] + [exact]}):
+        (r,) = rd.classical_records(doc)  # lossless formats, and lossless results, are no RD point
+        assert (r["codec"], r["setting"], r["image"], r["bpp"]) == ("jpeg", "q30", "a", 0.5)

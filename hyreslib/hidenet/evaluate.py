@@ -56,8 +56,7 @@ def _ssim(pred: torch.Tensor, true: torch.Tensor) -> float:
 
 
 def _psnr(pred: torch.Tensor, true: torch.Tensor) -> float:
-    mse = float((pred - true).pow(2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    return float(metrics.psnr_from_mse((pred - true).pow(2).mean(), peak=255.0))
 
 
 @torch.no_grad()

@@ -3,7 +3,8 @@
 Encoding (``x`` is the original image, H x W, any size)::
 
     x --JPEG--> jpeg bytes --canonical CPU decode--> base
-    r = x - base --zero-pad to a multiple of 64--> ResidualCodec.compress --> z / anchor / non-anchor strings
+    r = x - base --zero-pad to a multiple of the downsampling factor (64 at depth 4)--> ResidualCodec.compress
+                  --> z / anchor / non-anchor strings
                   (a base-conditioned model also gets side_input(base, quality))
     file = container(header, jpeg bytes, strings)                      (see :mod:`.bitstream`)
 

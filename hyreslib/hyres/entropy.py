@@ -15,10 +15,13 @@ import math
 
 import torch
 from compressai.entropy_models import GaussianConditional
+from compressai.models.google import SCALES_MAX as SCALE_MAX
+from compressai.models.google import SCALES_MIN as SCALE_MIN
 from torch import Tensor
 
-SCALE_MIN = 0.11
-SCALE_MAX = 256.0
+# CompressAI's range of scales, with a table of our own between them: its get_scale_table computes
+# in float32 (torch.linspace, torch.exp) and differs from this float64 table in 78 of 128 entries
+# (up to 5e-5), which would change the coding tables, and so the files, of every trained model.
 
 
 def scale_table(levels: int, scale_min: float = SCALE_MIN, scale_max: float = SCALE_MAX) -> list[float]:

@@ -23,13 +23,23 @@ from .. import manifest, recons
 from ..data import ImageSet
 from ..fileio import atomic_write_bytes
 from ..metrics import bpp, ms_ssim, psnr
+from ..records import ImageRecord
 from . import bitstream
 from .codec import HyresCodec, JpegSettings
 
 
+def file_parts(data: bytes) -> dict[str, int]:
+    """Bytes of a ``.hyr`` file by part: the JPEG base, z, y (both passes) and the container."""
+    size = bitstream.breakdown(data)
+    return {"jpeg": size["jpeg"], "z": size["z"], "y": size["y_anchor"] + size["y_non_anchor"],
+            "container": size["container"]}
+
+
 def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = None, estimate: bool = True,
-                   save_to: Path | None = None) -> dict[str, float]:
-    """Metrics of one image; with ``save_to``, also writes the ``.hyr`` file there."""
+                   save_to: Path | None = None, image: str = "") -> dict:
+    """Metrics of one image, an :class:`~hyreslib.records.ImageRecord` as a dictionary (the bpp
+    parts, the base's PSNR, the mode, real and estimated bits in ``extra``); with ``save_to``, also
+    writes the ``.hyr`` file there."""
     h, w = x.shape[-2:]
     t0 = time.perf_counter()
     enc = codec.encode_detailed(x, quality)
@@ -38,30 +48,28 @@ def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = Non
     t2 = time.perf_counter()
     if save_to is not None:
         atomic_write_bytes(save_to, enc.data)
-    size = bitstream.breakdown(enc.data)
-    real = {"y": 8 * (size["y_anchor"] + size["y_non_anchor"]), "z": 8 * size["z"]}
-    row = {"width": w, "height": h, "bytes": len(enc.data), "bpp": bpp(len(enc.data), h, w),
-           "bpp_jpeg": bpp(size["jpeg"], h, w), "bpp_z": bpp(size["z"], h, w),
-           "bpp_y": bpp(size["y_anchor"] + size["y_non_anchor"], h, w), "bpp_container": bpp(size["container"], h, w),
-           "psnr": psnr(dec.image, x), "ms_ssim": ms_ssim(dec.image, x), "psnr_jpeg": psnr(dec.base, x),
-           "latents_exact": bool(torch.equal(enc.y_hat, dec.y_hat)), "mode": enc.mode,
-           "encode_s": t1 - t0, "decode_s": t2 - t1,
-           "real_bits_y": real["y"], "real_bits_z": real["z"]}
+    parts = file_parts(enc.data)
+    real = {"y": 8 * parts["y"], "z": 8 * parts["z"]}
+    extra = {"psnr_jpeg": psnr(dec.base, x), "latents_exact": bool(torch.equal(enc.y_hat, dec.y_hat)),
+             "mode": enc.mode, "real_bits_y": real["y"], "real_bits_z": real["z"]}
     if estimate:
         est = codec.estimate_bits(x, quality)
-        row.update({"est_bits_y": est["y"], "est_bits_z": est["z"],
-                    "rate_gap": (real["y"] + real["z"]) / (est["y"] + est["z"]) - 1.0})
-    return row
+        extra.update({"est_bits_y": est["y"], "est_bits_z": est["z"],
+                      "rate_gap": (real["y"] + real["z"]) / (est["y"] + est["z"]) - 1.0})
+    setting = f"λ={codec.lmbda} q{codec.jpeg.quality if quality is None else quality}"
+    return ImageRecord(image, "HyRES", setting, bpp(len(enc.data), h, w), psnr(dec.image, x), ms_ssim(dec.image, x),
+                       len(enc.data), w, h, t1 - t0, t2 - t1, {k: bpp(v, h, w) for k, v in parts.items()},
+                       extra).to_dict()
 
 
 def evaluate(codec: HyresCodec, images: ImageSet, quality: int | None = None, estimate: bool = True,
              out_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
-    """One row per image (see :func:`evaluate_image`), with its ``name``; ``<name>.hyr`` files go
-    to ``out_dir`` when given."""
+    """One record per image (see :func:`evaluate_image`); ``<image>.hyr`` files go to ``out_dir``
+    when given."""
     rows = []
     for name, x in tqdm(images, desc="encode/decode", disable=not progress, leave=False):
         save_to = Path(out_dir) / f"{name}.hyr" if out_dir is not None else None
-        rows.append({"name": name, **evaluate_image(codec, x, quality, estimate, save_to)})
+        rows.append(evaluate_image(codec, x, quality, estimate, save_to, name))
     return rows
 
 
@@ -96,13 +104,28 @@ def jpeg_curve(images: ImageSet, qualities: Sequence[int], settings: JpegSetting
     return out
 
 
+FILE_PREFIX = "hyr:"
+
+
+def file_artifact(tag: str, image: str) -> str:
+    """The manifest name of the ``.hyr`` file of ``image`` in the set ``tag`` (e.g. a λ phase)."""
+    return f"{FILE_PREFIX}{tag}/{image}"
+
+
+def record_files(run: manifest.Run, rows: Sequence[dict], files: str | Path, tag: str) -> None:
+    """Register the ``.hyr`` files :func:`evaluate` wrote for ``rows`` as artifacts of the run, so
+    that a later notebook reads them through the manifest, SHA-256 checked (:func:`file_artifact`)."""
+    for r in rows:
+        run.add_artifact(file_artifact(tag, r["image"]), Path(files) / f"{r['image']}.hyr")
+
+
 def record_reconstructions(run: manifest.Run, codec: HyresCodec, rows: Sequence[dict], files: str | Path,
                            label: str, curve: str = "HyRES") -> Path:
     """Decode the ``.hyr`` files written by :func:`evaluate` and store the images as one RD point
     for the run's comparison notebooks (:mod:`hyreslib.recons`): what is stored is what the
     files decode to."""
     files = Path(files)
-    decoded = ((r["name"], codec.decode((files / f"{r['name']}.hyr").read_bytes()), r["bpp"], r["psnr"], r["ms_ssim"])
+    decoded = ((r["image"], codec.decode((files / f"{r['image']}.hyr").read_bytes()), r["bpp"], r["psnr"], r["ms_ssim"])
                for r in rows)
     return recons.save(run, label, decoded, curve=curve)
 
@@ -111,8 +134,8 @@ def record_shipped(run: manifest.Run, images: Sequence[tuple[str, torch.Tensor]]
                    ) -> list[dict]:
     """The kit's shipped curve (every model of the default's group, or of ``name``'s) on ``images``,
     each model at its own base quality, through real files: stored as reconstructions of the curve
-    ``shipped (<group>)`` for the comparison notebooks, and returned as RD records (curve, point,
-    image, bpp, psnr, ms_ssim)."""
+    ``shipped (<group>)`` for the comparison notebooks, and returned as image records whose codec
+    is that curve and whose setting is the model's name."""
     from .. import models
 
     curve, members = models.curve(name)
@@ -123,6 +146,5 @@ def record_shipped(run: manifest.Run, images: Sequence[tuple[str, torch.Tensor]]
         rows = evaluate(codec, images, estimate=False, out_dir=files, progress=False)
         record_reconstructions(run, codec, rows, files, label=f"{curve} λ={entry.lmbda} q{entry.base_quality}",
                                curve=curve)
-        records += [{"curve": curve, "point": entry.name, "image": r["name"], "bpp": r["bpp"], "psnr": r["psnr"],
-                     "ms_ssim": r["ms_ssim"]} for r in rows]
+        records += [{**r, "codec": curve, "setting": entry.name} for r in rows]
     return records

@@ -61,12 +61,12 @@ def live_training_plot(keys: Sequence[str] = TRAIN_KEYS) -> Callable:
 
 
 def reconstructions(items: Sequence[dict], crop: int = 192) -> plt.Figure:
-    """Centre crops of original, JPEG base and decoded image per item (dicts with ``name``, ``x``,
+    """Centre crops of original, JPEG base and decoded image per item (dicts with ``image``, ``x``,
     ``base``, ``decoded`` and the row's ``bpp``, ``bpp_jpeg``, ``psnr``, ``psnr_jpeg``)."""
     shown = {}
     for it in items:
         c = min(crop, *it["x"].shape[-2:])
-        name = it["name"]
+        name = it["image"]
         shown[f"{name} original"] = center_crop(it["x"], c)
         shown[f"{name} JPEG base: {it['bpp_jpeg']:.3f} bpp, {it['psnr_jpeg']:.2f} dB"] = center_crop(it["base"], c)
         shown[f"{name} HyRES: {it['bpp']:.3f} bpp, {it['psnr']:.2f} dB"] = center_crop(it["decoded"], c)

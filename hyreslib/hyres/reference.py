@@ -24,6 +24,7 @@ from .. import ans
 from ..container import CorruptStreamError, pack, unpack
 from ..engine import StepFn
 from ..limits import check_size
+from ..metrics import psnr_from_mse
 from .residual import likelihood_bits
 
 MAGIC = b"BMS1"
@@ -47,7 +48,7 @@ def rd_step(lmbda: float) -> StepFn:
         bpp = {f"bpp_{k}": likelihood_bits(v) / pixels for k, v in out["likelihoods"].items()}
         mse = F.mse_loss(out["x_hat"], x)
         return {"loss": lmbda * 255.0 ** 2 * mse + sum(bpp.values()), "mse": mse.detach(),
-                "psnr": -10.0 * torch.log10(mse.detach().clamp_min(1e-12)), **bpp}
+                "psnr": psnr_from_mse(mse.detach()), **bpp}
 
     return step
 

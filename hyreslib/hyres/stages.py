@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .. import distributed, engine, manifest
 from ..data import ImageSet, crop_loader
 from ..engine import TrainSetup
+from ..metrics import psnr_from_mse
 from .codec import HyresCodec, JpegSettings, compose
 from .conditioning import side_input
 from .perceptual import PerceptualLoss
@@ -37,7 +38,6 @@ from .refine import MultiScaleRefine
 from .residual import ResidualCodec
 from .train import JpegBase, finalize, make_step, make_val, validation_batch
 
-PAPER_LAMBDAS = (0.045, 0.032, 0.016, 0.008, 0.004, 0.002)
 VAL_CROP = 256
 
 
@@ -214,8 +214,7 @@ def make_refine_step(residual: ResidualCodec, perceptual: PerceptualLoss | None,
             x0 = compose(base, residual.to(x.device)(x - base, side_input(base, quality))["r_hat"], clamp=False)
         x_hat = refine(x0)
         mse = F.mse_loss(x_hat, x)
-        out = {"mse": mse.detach(), "psnr": -10 * torch.log10(mse.detach().clamp_min(1e-12)),
-               "psnr_in": -10 * torch.log10(F.mse_loss(x0, x).clamp_min(1e-12))}
+        out = {"mse": mse.detach(), "psnr": psnr_from_mse(mse.detach()), "psnr_in": psnr_from_mse(F.mse_loss(x0, x))}
         loss = mse
         if perceptual is not None and alpha > 0:
             p = perceptual.to(x.device)(x_hat, x)
@@ -236,7 +235,7 @@ def make_refine_val(residual: ResidualCodec, images: ImageSet, settings: JpegSet
 
     def val(refine: nn.Module) -> dict[str, float]:
         mse = F.mse_loss(compose(base, r_hat, refine), x)
-        return {"loss": float(mse), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-12)))}
+        return {"loss": float(mse), "psnr": float(psnr_from_mse(mse))}
 
     return val
 

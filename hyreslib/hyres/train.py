@@ -20,6 +20,7 @@ from .. import jpeg as jpeg_io
 from ..data import ImageSet
 from ..engine import StepFn, ValFn
 from ..images import center_crop
+from ..metrics import psnr_from_mse
 from .codec import JpegSettings, compose
 from .conditioning import side_input
 from .residual import ResidualCodec, likelihood_bits
@@ -53,7 +54,7 @@ def rd_terms(model: ResidualCodec, x: Tensor, base: Tensor, lmbda: float, qualit
     bpp = {f"bpp_{k}": likelihood_bits(v) / pixels for k, v in out["likelihoods"].items()}
     mse = F.mse_loss(x_hat, x)
     return {"loss": lmbda * 255.0 ** 2 * mse + bpp["bpp_y"] + bpp["bpp_z"], "mse": mse.detach(),
-            "psnr": (-10.0 * torch.log10(mse.detach().clamp_min(1e-12))), **bpp}
+            "psnr": psnr_from_mse(mse.detach()), **bpp}
 
 
 class _RateDistortionStep:
