@@ -8,6 +8,8 @@
 * :func:`ablation_table`: what each coding option (YCoCg-R, channel-conditional coding) buys, in
   bits per sub-pixel of real, verified files.
 * :func:`near_lossless_curve`: bpp, PSNR and maximum error for several steps (+ generative mode).
+* :func:`near_lossless_anchors` / :func:`near_lossless_table`: JPEG-LS at the same maximum error and
+  JPEG XL at the matched PSNR, measured in the same run, beside hideNet's near-lossless files.
 * :func:`progressive`: what decoding only the k coarsest levels gives, and the bytes it needs.
 * :func:`timings`: encode / decode seconds per image beside PNG's.
 """
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from pytorch_msssim import ssim
 
-from .. import metrics
+from .. import baselines, metrics
 from ..baselines import get_codec
 from ..images import center_crop, from_uint8, to_uint8
 from . import codec
@@ -30,7 +32,7 @@ from .entropy import laplace_bits
 from .predictors import FixedPredictor, Predictor
 from .training import level_pairs, to_pixels
 
-LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless")
+LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless", "jxl-lossless-e9", "jpegls-lossless")
 # The fixed predictor's option ladder for the ablation: (label, colour space, channel-conditional, revision).
 ABLATION_STEPS = (("fixed, RGB, channels independent", "rgb", False, 2),
                   ("fixed, RGB, channel-conditional (version-2 constants)", "rgb", True, 1),
@@ -167,6 +169,49 @@ def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[in
             if decoded is not None:
                 decoded.append((rows[-1], from_uint8(rec)))
     return rows
+
+
+def near_lossless_anchors(images: Images, max_errors: Sequence[int]) -> list[dict]:
+    """Rows (image, codec, bound, bytes, bpp, psnr, ms_ssim, max_err[, distance]) from decoded files:
+    JPEG-LS with every sub-pixel within each maximum error, and JPEG XL at the largest distance whose
+    PSNR reaches JPEG-LS's on that image (:func:`hyreslib.baselines.jxl_at_psnr`; no error bound)."""
+    rows = []
+    for name, img in images:
+        rgb = to_uint8(img)
+        size = rgb.shape[:2]
+        for e in max_errors:
+            data = baselines.jpegls_encode(rgb, e)
+            quality = _quality(rgb, baselines.jpegls_decode(data))
+            if quality["max_err"] > e:
+                raise RuntimeError(f"JPEG-LS exceeded its maximum error {e} on {name}")
+            rows.append({"image": name, "codec": "jpeg-ls", "bound": e, "bytes": len(data),
+                         "bpp": metrics.bpp(len(data), *size), **quality})
+            data, distance = baselines.jxl_at_psnr(rgb, quality["psnr"])
+            rows.append({"image": name, "codec": "jxl (matched PSNR)", "bound": e, "bytes": len(data),
+                         "bpp": metrics.bpp(len(data), *size), "distance": distance,
+                         **_quality(rgb, baselines.CODECS["jxl"].decode(data))})
+    return rows
+
+
+def near_lossless_table(curves: dict[str, Sequence[dict]], anchors: Sequence[dict]) -> list[dict]:
+    """One row per maximum error: mean bpp and PSNR of each hideNet predictor (``curves``: name ->
+    :func:`curve_means` rows) and of each anchor codec (:func:`near_lossless_anchors` rows), and the
+    largest error seen per codec."""
+    codecs: dict[str, list[dict]] = {f"hidenet-{n}": [r for r in rows if r["mode"] == "near-lossless"]
+                                     for n, rows in curves.items()}
+    for r in anchors:
+        codecs.setdefault(r["codec"], []).append(r)
+    table = []
+    for bound in sorted({r["bound"] for r in anchors}):
+        row: dict = {"bound": bound}
+        for codec_name, rows in codecs.items():
+            at = [r for r in rows if r["bound"] == bound]
+            if at:
+                row[codec_name] = {"bpp": float(np.mean([r["bpp"] for r in at])),
+                                   "psnr": float(np.mean([r["psnr"] for r in at])),
+                                   "max_err": max(r["max_err"] for r in at)}
+        table.append(row)
+    return table
 
 
 def curve_means(rows: Sequence[dict]) -> list[dict]:
