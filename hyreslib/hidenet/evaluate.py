@@ -11,14 +11,15 @@
 * :func:`near_lossless_anchors` / :func:`near_lossless_table`: JPEG-LS at the same maximum error and
   JPEG XL at the matched PSNR, measured in the same run, beside hideNet's near-lossless files.
 * :func:`progressive`: what decoding only the k coarsest levels gives, and the bytes it needs.
-* :func:`timings`: encode / decode seconds per image beside PNG's.
+* :func:`timings`: encode / decode seconds per image beside JPEG XL's (or another baseline's).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -256,25 +257,33 @@ def progressive(rgb: np.ndarray, data: bytes, predictor: Predictor | None = None
     return rows
 
 
-def timings(images: Images, predictor: Predictor, levels: int, mode: str = "lossless", repeats: int = 1) -> list[dict]:
-    """Per image: best-of-``repeats`` encode and decode seconds for hideNet and PNG."""
-    png = get_codec("png")
+def _best_times(encode: Callable[[], bytes], decode: Callable[[bytes], object], repeats: int) -> tuple[float, float, bytes]:
+    """Best-of-``repeats`` seconds of ``encode()`` and ``decode(file)``, and the file."""
+    best_enc = best_dec = math.inf
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        data = encode()
+        t1 = time.perf_counter()
+        decode(data)
+        best_enc, best_dec = min(best_enc, t1 - t0), min(best_dec, time.perf_counter() - t1)
+    return best_enc, best_dec, data
+
+
+def timings(images: Images, predictors: dict[str, Predictor], levels: int, mode: str = "lossless", repeats: int = 1,
+            baseline: str = "jxl-lossless") -> list[dict]:
+    """Per image: ``{"image", <codec>: {"encode_s", "decode_s", "bpsp"}}`` for hideNet with each
+    predictor (``hidenet-<label>``; always one thread) and the ``baseline`` codec of the registry
+    (default JPEG XL lossless, effort 7, one thread), measured in the same run, best of ``repeats``."""
+    base = get_codec(baseline)
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
-        best = {"enc": math.inf, "dec": math.inf, "png_enc": math.inf, "png_dec": math.inf}
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            data = codec.encode(rgb, predictor, mode, levels=levels)
-            t1 = time.perf_counter()
-            codec.decode(data, predictor)
-            t2 = time.perf_counter()
-            pdata = png.encode(rgb, None)
-            t3 = time.perf_counter()
-            png.decode(pdata)
-            t4 = time.perf_counter()
-            for key, dt in (("enc", t1 - t0), ("dec", t2 - t1), ("png_enc", t3 - t2), ("png_dec", t4 - t3)):
-                best[key] = min(best[key], dt)
-        rows.append({"image": name, "encode_s": best["enc"], "decode_s": best["dec"], "png_encode_s": best["png_enc"],
-                     "png_decode_s": best["png_dec"], "bpsp": metrics.bpp(len(data), *rgb.shape[:2]) / 3})
+        row: dict = {"image": name}
+        runs = {f"hidenet-{label}": (partial(codec.encode, rgb, p, mode, levels=levels),
+                                     partial(codec.decode, predictor=p)) for label, p in predictors.items()}
+        runs[baseline] = (partial(base.encode, rgb, None), base.decode)
+        for label, (encode, decode) in runs.items():
+            enc, dec, data = _best_times(encode, decode, repeats)
+            row[label] = {"encode_s": enc, "decode_s": dec, "bpsp": metrics.bpp(len(data), *rgb.shape[:2]) / 3}
+        rows.append(row)
     return rows
