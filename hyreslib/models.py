@@ -210,10 +210,11 @@ def ship_predictor_run(run_dir: str | Path, name: str, path: Path = REGISTRY_PAT
 
     record = manifest.load(run_dir, "01_pixel_splitting")
     kept = record.metrics["kept_predictor"]
-    run = f"`hyres run --profile {record.record['profile']}` (01_pixel_splitting, {kept})"
-    return ship_predictor(record.artifact(f"predictor_{kept}"), name, f"{run}, run finished {record.record['finished']}",
-                          record.record["git"], description=f"hideNet {kept} predictor, {record.record['profile']} "
-                          f"profile ({record.record['params']['steps']} steps)", path=path, default=True)
+    made, profile = record.record, record.record["profile"]
+    source = f"`hyres run --profile {profile}` (01_pixel_splitting, {kept}), run finished {made['finished']}"
+    description = f"hideNet {kept} predictor, {profile} profile ({made['params']['steps']} steps)"
+    return ship_predictor(record.artifact(f"predictor_{kept}"), name, source, made["git"], description=description,
+                          path=path, default=True)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

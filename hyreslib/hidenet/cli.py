@@ -63,7 +63,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     data = read_input(args.input)
-    out = codec.decode(data, _decoder_predictor(args, data), levels=args.levels, fill=args.fill, **limits.from_arguments(args))
+    out = codec.decode(data, _decoder_predictor(args, data), levels=args.levels, fill=args.fill,
+                       **limits.from_arguments(args))
     save_image(from_uint8(out.image), args.output)
     h = out.header
     note = "checksum verified" if out.verified else f"{out.levels} of {h.levels} levels"

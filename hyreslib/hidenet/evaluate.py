@@ -257,7 +257,8 @@ def progressive(rgb: np.ndarray, data: bytes, predictor: Predictor | None = None
     return rows
 
 
-def _best_times(encode: Callable[[], bytes], decode: Callable[[bytes], object], repeats: int) -> tuple[float, float, bytes]:
+def _best_times(encode: Callable[[], bytes], decode: Callable[[bytes], object],
+                repeats: int) -> tuple[float, float, bytes]:
     """Best-of-``repeats`` seconds of ``encode()`` and ``decode(file)``, and the file."""
     best_enc = best_dec = math.inf
     for _ in range(max(1, repeats)):

@@ -99,7 +99,8 @@ def near_lossless(curves: Mapping[str, Sequence[dict]], anchors: Sequence[dict] 
         pts = [r for r in rows if r["mode"] == "near-lossless"]
         ax.plot([r["bpp"] for r in pts], [r["psnr"] for r in pts], "o-", label=f"hideNet-{name} near-lossless")
         for r in pts if i == 0 else ():   # the bounds once: the curves lie close together
-            ax.annotate(f"δ={r['bound']}", (r["bpp"], r["psnr"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(f"δ={r['bound']}", (r["bpp"], r["psnr"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
         for g in (r for r in rows if r["mode"] == "generative"):
             ax.plot([g["bpp"]], [g["psnr"]], "x", ms=9, label=f"hideNet-{name} generative")
     codecs = dict.fromkeys(k for row in anchors for k in row if k != "bound" and not k.startswith("hidenet-"))
