@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,8 @@ PUBLISHED_KODAK = PROJECT_ROOT / "data" / "reference" / "kodak_published.json"
 PUBLISHED_QUALITIES = tuple(range(5, 100, 5))
 AVIF_SPEED = 6  # libavif/aom speed 0 (slowest) .. 10; 6 is Pillow's default and ~0.3 s per Kodak image
 JXL_EFFORT = 7  # libjxl effort 1..9; 7 is cjxl's default
+JXL_MAX_EFFORT = 9  # the slowest, densest lossless setting (about 5x effort 7's encode time)
+JXL_DISTANCES = (0.01, 8.0)  # the lossy distances jxl_at_psnr searches (about 57 .. 28 dB on Kodak)
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,48 @@ def _jxl_decode(data: bytes) -> np.ndarray:
     return arr
 
 
+def jpegls_encode(arr: np.ndarray, max_error: int = 0) -> bytes:
+    """JPEG-LS (CharLS, sample-interleaved RGB, no colour transform): lossless at ``max_error`` 0,
+    else near-lossless with every sub-pixel within ``max_error`` (the standard's NEAR)."""
+    return bytes(imagecodecs.jpegls_encode(arr, level=int(max_error)))
+
+
+def jpegls_decode(data: bytes) -> np.ndarray:
+    arr = imagecodecs.jpegls_decode(data)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"JPEG-LS stream decoded to {arr.dtype} {arr.shape}, expected 8-bit RGB")
+    return arr
+
+
+def jxl_at_psnr(arr: np.ndarray, target: float, steps: int = 6) -> tuple[bytes, float]:
+    """JPEG XL lossy (effort ``JXL_EFFORT``, 1 thread) at the largest distance found whose PSNR is
+    at least ``target`` dB: bisection on log distance over ``JXL_DISTANCES`` (``steps`` encodes, about
+    0.3 dB apart on Kodak). The near-lossless anchor "JPEG XL at a matched distance": JPEG XL bounds
+    no error, so it is compared at equal PSNR. Returns (file, distance); the smallest distance's
+    file when even that misses ``target``."""
+    x = from_uint8(arr)
+    lo, hi = (math.log(d) for d in JXL_DISTANCES)
+    found: tuple[bytes, float] | None = None
+    for _ in range(steps):
+        distance = math.exp((lo + hi) / 2)
+        data = bytes(imagecodecs.jpegxl_encode(arr, distance=distance, effort=JXL_EFFORT, numthreads=1))
+        if metrics.psnr(x, from_uint8(_jxl_decode(data))) >= target:
+            found, lo = (data, distance), math.log(distance)
+        else:
+            hi = math.log(distance)
+    if found is None:
+        distance = JXL_DISTANCES[0]
+        found = bytes(imagecodecs.jpegxl_encode(arr, distance=distance, effort=JXL_EFFORT, numthreads=1)), distance
+    return found
+
+
 def _build_registry() -> dict[str, Codec]:
     pil = f"Pillow {PIL.__version__}"
     turbo = f"libjpeg-turbo {features.version('libjpeg_turbo')}"
     webp = f"libwebp {features.version('webp')}"
     avif = f"libavif {features.version('avif')} (aom encoder)"
     jxl = f"imagecodecs {imagecodecs.__version__}, {imagecodecs.jpegxl_version()}"
+    jpegls = f"imagecodecs {imagecodecs.__version__}, {imagecodecs.jpegls_version()}"
     codecs = [
         Codec("jpeg", f"JPEG 4:2:0, {pil} ({turbo}), default Huffman tables (optimize=False)",
               lambda a, q: jpeg.encode_array(a, check_quality(q), "4:2:0", optimize=False),
@@ -128,6 +167,11 @@ def _build_registry() -> dict[str, Codec]:
         Codec("jxl-lossless", f"JPEG XL lossless, {jxl}, effort={JXL_EFFORT}, 1 thread",
               lambda a, q: bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=JXL_EFFORT, numthreads=1)),
               _jxl_decode, lossless=True),
+        Codec("jxl-lossless-e9", f"JPEG XL lossless, {jxl}, effort={JXL_MAX_EFFORT}, 1 thread",
+              lambda a, q: bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=JXL_MAX_EFFORT, numthreads=1)),
+              _jxl_decode, lossless=True),
+        Codec("jpegls-lossless", f"JPEG-LS lossless, {jpegls}, sample-interleaved RGB",
+              lambda a, q: jpegls_encode(a), jpegls_decode, lossless=True),
     ]
     return {c.name: c for c in codecs}
 

@@ -91,20 +91,26 @@ def hyres(checkpoints: Sequence[str] = (), models_: Sequence[str] = (), device: 
     return Subject("HyRES", f"HyRES (JPEG base + learned residual): {what}", points, ".hyr")
 
 
-def hidenet(predictor: str, steps: Sequence[int] = ()) -> Subject:
-    """hideNet with a predictor checkpoint or ``fixed``: lossless, plus near-lossless per ``steps``."""
-    from .hidenet import codec
+def hidenet(checkpoint: str | None, model: str | None = None, steps: Sequence[int] = ()) -> Subject:
+    """hideNet with a predictor checkpoint, ``fixed``, or a registered predictor (default: the kit's
+    shipped one, as ``hyres hidenet encode`` uses): lossless, plus near-lossless per ``steps``."""
+    from . import models
+    from .hidenet.codec import HidenetCodec
     from .hidenet.predictors import FixedPredictor
     from .hidenet.training import load_predictor
 
-    model = FixedPredictor() if predictor == "fixed" else load_predictor(predictor)
+    if checkpoint == "fixed":
+        predictor, what = FixedPredictor(), "fixed"
+    elif checkpoint:
+        predictor, what = load_predictor(checkpoint), checkpoint
+    else:
+        what = model or models.default_name(kind=models.PREDICTOR)
+        predictor = models.load_predictor(what)
 
     def point(step: int | None) -> Point:
-        mode = "lossless" if step is None else "near-lossless"
-        return Point("lossless" if step is None else f"step{step}",
-                     lambda x: codec.encode(to_uint8(x), model, mode, step),
-                     lambda b: from_uint8(codec.decode(b, model).image))
-    return Subject("hideNet", f"hideNet progressive codec, predictor {predictor}",
+        codec = HidenetCodec(predictor) if step is None else HidenetCodec(predictor, "near-lossless", step)
+        return Point("lossless" if step is None else f"step{step}", codec.encode, codec.decode)
+    return Subject("hideNet", f"hideNet progressive codec, predictor {what}",
                    [point(None), *(point(s) for s in dict.fromkeys(steps))], ".hdn")
 
 
@@ -195,12 +201,12 @@ def subject_from_args(args: argparse.Namespace) -> Subject:
         raise ValueError("--step is for --codec hidenet (near-lossless steps)")
     if args.codec == "hyres":
         return hyres(args.checkpoint or (), args.model or (), str(resolve_device(args.device)))
-    if args.model:
-        raise ValueError("--model names a HyRES model: use it with --codec hyres")
     if args.codec == "hidenet":
-        if len(args.checkpoint or []) > 1:
-            raise ValueError("--codec hidenet takes one predictor: -c CKPT or -c fixed")
-        return hidenet((args.checkpoint or ["fixed"])[0], args.step or ())
+        if len(args.checkpoint or []) + len(args.model or []) > 1:
+            raise ValueError("--codec hidenet takes one predictor: -c CKPT, -c fixed or --model NAME")
+        return hidenet((args.checkpoint or [None])[0], (args.model or [None])[0], args.step or ())
+    if args.model:
+        raise ValueError("--model names a kit model: use it with --codec hyres or hidenet")
     if args.checkpoint:
         raise ValueError(f"{args.codec} is a classical codec: it takes --quality, not a checkpoint")
     return classical(args.codec, args.quality or baselines.PUBLISHED_QUALITIES)
@@ -238,8 +244,9 @@ def add_commands(subparsers) -> None:
                    help="hyres, hidenet, or a classical codec")
     p.add_argument("-c", "--checkpoint", action="append",
                    help="hyres: a codec checkpoint (repeat: one RD point each); hidenet: a predictor checkpoint or "
-                        "'fixed' (the default)")
-    p.add_argument("--model", action="append", help="hyres: a registered model (`hyres models list`; repeatable)")
+                        "'fixed'")
+    p.add_argument("--model", action="append", help="hyres: a registered model (`hyres models list`; repeatable); hidenet: a registered predictor "
+                        "(default: the kit's shipped one)")
     p.add_argument("--quality", type=int, nargs="+", help="classical codecs: qualities 1..100 (default 5 10 ... 95)")
     p.add_argument("--step", type=int, nargs="+", help="hidenet: near-lossless steps (odd, >= 3) beside lossless")
     p.add_argument("--dataset", default="kodak", help="kodak, embedded, cid22-validation (name-split) or a folder")

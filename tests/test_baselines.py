@@ -101,6 +101,37 @@ def test_jxl_distance_is_libjxl_quality_scale(crops):
     assert distances[-1] == pytest.approx(0.1)
 
 
+def test_lossless_anchors_use_their_settings(crops):
+    """Effort 9 is a different (here smaller) JPEG XL file than effort 7; JPEG-LS is a JPEG-LS stream."""
+    e7, e9 = (baselines.get_codec(n).encode(crops[0], None) for n in ("jxl-lossless", "jxl-lossless-e9"))
+    assert e9 != e7 and len(e9) <= len(e7)
+    assert e9 == bytes(imagecodecs.jpegxl_encode(crops[0], lossless=True, effort=9, numthreads=1))
+    assert b"\xff\xf7" in baselines.get_codec("jpegls-lossless").encode(crops[0], None)   # JPEG-LS frame (SOF55)
+
+
+@pytest.mark.parametrize("max_error", [1, 2, 4, 8])
+def test_jpegls_keeps_every_sub_pixel_within_the_maximum_error(crops, max_error):
+    arr = crops[1]
+    data = baselines.jpegls_encode(arr, max_error)
+    error = np.abs(baselines.jpegls_decode(data).astype(int) - arr).max()
+    assert error == max_error and len(data) < len(baselines.jpegls_encode(arr, max_error - 1))
+
+
+def test_jxl_at_psnr_reaches_the_target_at_the_largest_distance_it_tries(crops):
+    from hyreslib.images import from_uint8
+    from hyreslib.metrics import psnr
+
+    arr = crops[0]
+    quality = lambda d: psnr(from_uint8(arr), from_uint8(baselines.CODECS["jxl"].decode(d)))  # noqa: E731
+    for target in (36.0, 45.0):
+        data, distance = baselines.jxl_at_psnr(arr, target)
+        assert quality(data) >= target
+        coarser = bytes(imagecodecs.jpegxl_encode(arr, distance=distance * 1.3, effort=7, numthreads=1))
+        assert quality(coarser) < target + 1.5 and len(coarser) < len(data)
+    data, distance = baselines.jxl_at_psnr(arr, 99.0)     # out of reach: the smallest distance
+    assert distance == baselines.JXL_DISTANCES[0]
+
+
 @pytest.mark.parametrize("bad", [0, 101, None])
 def test_lossy_quality_validated(bad, crops):
     with pytest.raises(ValueError, match="quality"):

@@ -137,6 +137,14 @@ def test_hidenet_learned_predictor_checkpoint(tmp_path, folder):
     assert all(r.psnr == math.inf for r in records) and len(records) == 2
 
 
+def test_hidenet_defaults_to_the_shipped_predictor(tmp_path, folder):
+    from hyreslib import models
+
+    name = models.default_name(kind=models.PREDICTOR)
+    doc, records = _eval(tmp_path, "--codec", "hidenet", "--dataset", str(folder), "--limit", "1")
+    assert name in doc["description"] and len(records) == 1 and records[0].psnr == math.inf
+
+
 def test_published_curves_beside_the_results(tmp_path, folder):
     assert main(["eval", "--codec", "png", "--dataset", str(folder), "--out", str(tmp_path / "r.json"),
                  "--published"]) == 0
@@ -151,10 +159,11 @@ def test_published_curves_beside_the_results(tmp_path, folder):
 
 @pytest.mark.parametrize("args, match", [
     (["--codec", "hyres"], "needs a checkpoint"),
-    (["--codec", "jpeg", "--model", "x"], "--model names a HyRES model"),
+    (["--codec", "jpeg", "--model", "x"], "--model names a kit model"),
     (["--codec", "jpeg", "-c", "x.ckpt"], "takes --quality, not a checkpoint"),
     (["--codec", "jpeg", "--quality", "0"], "quality must be an integer in 1..100"),
     (["--codec", "hidenet", "-c", "a", "-c", "b"], "one predictor"),
+    (["--codec", "hidenet", "-c", "fixed", "--model", "b"], "one predictor"),
     (["--codec", "hyres", "--model", "nope"], "unknown model 'nope'"),
     (["--codec", "hyres", "-c", "/nonexistent.ckpt"], "nonexistent"),
     (["--codec", "jpeg", "--dataset", "/nonexistent-folder"], "unknown dataset"),

@@ -11,6 +11,7 @@ import torch
 from hyreslib import data, models
 from hyreslib.checkpoint import load_checkpoint
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
+from hyreslib.images import to_uint8
 
 
 @pytest.fixture
@@ -121,3 +122,88 @@ def test_a_runs_phases_ship_as_one_curve(tmp_path):
     assert label == "shipped (cpu profile)" and [m.lmbda for m in members] == [0.032, 0.004]
     made = manifest.load(run.run_dir, run.notebook).record
     assert "phase 1" in entries[0].source and entries[0].commit == made["git"]
+
+
+@pytest.fixture
+def shipped_predictor(tmp_path):
+    """A perturbed CNNP shipped into a registry that already holds a HyRES default."""
+    from test_hidenet_predictors import perturbed
+
+    from hyreslib.hidenet.predictors import CNNP
+    from hyreslib.hidenet.training import save_predictor
+
+    registry = tmp_path / "models" / "registry.json"
+    registry.parent.mkdir()
+    registry.write_text(json.dumps({"default": "some-hyres", "models": []}))
+    ckpt = save_predictor(tmp_path / "predictor.pt", perturbed(CNNP(8, 4), scale=0.05))
+    entry = models.ship_predictor(ckpt, "tiny-cnnp", source="a test", commit="0" * 40, path=registry)
+    return registry, entry, ckpt
+
+
+def test_a_predictor_ships_compact_as_its_kinds_default(shipped_predictor):
+    """fp16 weights, xz; the fingerprint registered is the shipped (rounded) predictor's, which is
+    what encodes and decodes: a real file round-trips bit-exactly with the loaded model."""
+    from hyreslib.hidenet import codec
+    from hyreslib.hidenet.training import load_predictor
+
+    registry, entry, ckpt = shipped_predictor
+    file = registry.parent / entry.file
+    assert file.read_bytes()[:6] == b"\xfd7zXZ\x00" and entry.size < ckpt.stat().st_size / 1.5
+    assert entry.kind == models.PREDICTOR and entry.lmbda is None
+    assert models.default_name(registry, models.PREDICTOR) == "tiny-cnnp"
+    assert models.default_name(registry) == "some-hyres" and models.registry(registry) == {}
+    predictor = models.load_predictor(path=registry)
+    assert codec.predictor_fingerprint(predictor).hex() == entry.fingerprint
+    assert entry.fingerprint != codec.predictor_fingerprint(load_predictor(ckpt)).hex()   # rounded weights
+    photo = to_uint8(data.embedded("test")[0][1][:, :48, :64])
+    encoded = codec.encode(photo, predictor, levels=4)
+    assert codec.read(encoded)[0].fingerprint.hex() == entry.fingerprint
+    assert (codec.decode(encoded, models.load_predictor("tiny-cnnp", path=registry)).image == photo).all()
+    assert models.by_fingerprint(bytes.fromhex(entry.fingerprint), registry, models.PREDICTOR) == "tiny-cnnp"
+    assert models.by_fingerprint(bytes.fromhex(entry.fingerprint), registry) is None      # not a HyRES model
+
+
+def test_a_shipped_predictor_is_checked_against_its_registration(shipped_predictor):
+    registry, entry, _ = shipped_predictor
+    file = registry.parent / entry.file
+    original = file.read_bytes()
+    file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(ValueError, match="SHA-256"):
+        models.load_predictor(path=registry)
+    file.write_bytes(original)
+    doc = json.loads(registry.read_text())
+    doc["models"][0]["fingerprint"] = "0" * 16
+    registry.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="registered 0000"):
+        models.load_predictor(path=registry)
+    doc["models"].append({**doc["models"][0], "name": "hyres-like", "kind": models.HYRES})
+    registry.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="not a hideNet predictor"):
+        models.load_predictor("hyres-like", path=registry)
+
+
+def test_the_kit_ships_the_cpu_profile_predictor_as_the_default():
+    """The registered default predictor loads (hash and fingerprint checked) and is the cpu profile's CNNP."""
+    name = models.default_name(kind=models.PREDICTOR)
+    entry = models.registry(kind=models.PREDICTOR)[name]
+    predictor = models.load_predictor()
+    assert predictor.kind == "cnnp" and "--profile cpu" in entry.source and entry.size < 100_000
+
+
+def test_a_runs_kept_predictor_ships(tmp_path):
+    """``ship_predictor_run``: notebook 01's kept predictor of a run becomes the default predictor."""
+    from hyreslib import manifest
+    from hyreslib.hidenet.predictors import CNNP, UNetLikeLite
+    from hyreslib.hidenet.training import save_predictor
+
+    run = manifest.start(tmp_path / "runs" / "cpu", "01_pixel_splitting", profile="cpu", seed=0, device="cpu",
+                         params={"steps": 7})
+    for arch, model in (("cnnp", CNNP(4, 3)), ("unet", UNetLikeLite(4, 3))):
+        run.add_artifact(f"predictor_{arch}", save_predictor(run.path(f"predictor_{arch}.pt"), model))
+    run.metrics["kept_predictor"] = "unet"
+    run.save()
+    registry = tmp_path / "models" / "registry.json"
+    registry.parent.mkdir()
+    entry = models.ship_predictor_run(tmp_path / "runs" / "cpu", "p", path=registry)
+    assert models.load_predictor(path=registry).kind == "unet" and "7 steps" in entry.description
+    assert entry.commit == manifest.load(run.run_dir, run.notebook).record["git"]

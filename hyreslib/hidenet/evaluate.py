@@ -8,21 +8,24 @@
 * :func:`ablation_table`: what each coding option (YCoCg-R, channel-conditional coding) buys, in
   bits per sub-pixel of real, verified files.
 * :func:`near_lossless_curve`: bpp, PSNR and maximum error for several steps (+ generative mode).
+* :func:`near_lossless_anchors` / :func:`near_lossless_table`: JPEG-LS at the same maximum error and
+  JPEG XL at the matched PSNR, measured in the same run, beside hideNet's near-lossless files.
 * :func:`progressive`: what decoding only the k coarsest levels gives, and the bytes it needs.
-* :func:`timings`: encode / decode seconds per image beside PNG's.
+* :func:`timings`: encode / decode seconds per image beside JPEG XL's (or another baseline's).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 from pytorch_msssim import ssim
 
-from .. import metrics
+from .. import baselines, metrics
 from ..baselines import get_codec
 from ..images import center_crop, from_uint8, to_uint8
 from . import bitstream
@@ -31,7 +34,7 @@ from .entropy import laplace_bits
 from .predictors import FixedPredictor, Predictor
 from .training import level_pairs, to_pixels
 
-LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless")
+LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless", "jxl-lossless-e9", "jpegls-lossless")
 # The fixed predictor's option ladder for the ablation: (label, colour space, channel-conditional, revision).
 ABLATION_STEPS = (("fixed, RGB, channels independent", "rgb", False, 2),
                   ("fixed, RGB, channel-conditional (version-2 constants)", "rgb", True, 1),
@@ -171,6 +174,49 @@ def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[in
     return rows
 
 
+def near_lossless_anchors(images: Images, max_errors: Sequence[int]) -> list[dict]:
+    """Rows (image, codec, bound, bytes, bpp, psnr, ms_ssim, max_err[, distance]) from decoded files:
+    JPEG-LS with every sub-pixel within each maximum error, and JPEG XL at the largest distance whose
+    PSNR reaches JPEG-LS's on that image (:func:`hyreslib.baselines.jxl_at_psnr`; no error bound)."""
+    rows = []
+    for name, img in images:
+        rgb = to_uint8(img)
+        size = rgb.shape[:2]
+        for e in max_errors:
+            data = baselines.jpegls_encode(rgb, e)
+            quality = _quality(rgb, baselines.jpegls_decode(data))
+            if quality["max_err"] > e:
+                raise RuntimeError(f"JPEG-LS exceeded its maximum error {e} on {name}")
+            rows.append({"image": name, "codec": "jpeg-ls", "bound": e, "bytes": len(data),
+                         "bpp": metrics.bpp(len(data), *size), **quality})
+            data, distance = baselines.jxl_at_psnr(rgb, quality["psnr"])
+            rows.append({"image": name, "codec": "jxl (matched PSNR)", "bound": e, "bytes": len(data),
+                         "bpp": metrics.bpp(len(data), *size), "distance": distance,
+                         **_quality(rgb, baselines.CODECS["jxl"].decode(data))})
+    return rows
+
+
+def near_lossless_table(curves: dict[str, Sequence[dict]], anchors: Sequence[dict]) -> list[dict]:
+    """One row per maximum error: mean bpp and PSNR of each hideNet predictor (``curves``: name ->
+    :func:`curve_means` rows) and of each anchor codec (:func:`near_lossless_anchors` rows), and the
+    largest error seen per codec."""
+    codecs: dict[str, list[dict]] = {f"hidenet-{n}": [r for r in rows if r["mode"] == "near-lossless"]
+                                     for n, rows in curves.items()}
+    for r in anchors:
+        codecs.setdefault(r["codec"], []).append(r)
+    table = []
+    for bound in sorted({r["bound"] for r in anchors}):
+        row: dict = {"bound": bound}
+        for codec_name, rows in codecs.items():
+            at = [r for r in rows if r["bound"] == bound]
+            if at:
+                row[codec_name] = {"bpp": float(np.mean([r["bpp"] for r in at])),
+                                   "psnr": float(np.mean([r["psnr"] for r in at])),
+                                   "max_err": max(r["max_err"] for r in at)}
+        table.append(row)
+    return table
+
+
 def curve_means(rows: Sequence[dict]) -> list[dict]:
     """Means over images per (mode, step); max_err is the maximum."""
     groups: dict[tuple, list[dict]] = {}
@@ -214,26 +260,34 @@ def progressive(image: torch.Tensor, data: bytes, codec: HidenetCodec,
     return rows
 
 
-def timings(images: Images, predictor: Predictor, levels: int, mode: str = "lossless", repeats: int = 1) -> list[dict]:
-    """Per image: best-of-``repeats`` encode and decode seconds for hideNet and PNG."""
-    png = get_codec("png")
-    codec = HidenetCodec(predictor, mode, levels=levels)
+def _best_times(encode: Callable[[], bytes], decode: Callable[[bytes], object],
+                repeats: int) -> tuple[float, float, bytes]:
+    """Best-of-``repeats`` seconds of ``encode()`` and ``decode(file)``, and the file."""
+    best_enc = best_dec = math.inf
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        data = encode()
+        t1 = time.perf_counter()
+        decode(data)
+        best_enc, best_dec = min(best_enc, t1 - t0), min(best_dec, time.perf_counter() - t1)
+    return best_enc, best_dec, data
+
+
+def timings(images: Images, predictors: dict[str, Predictor], levels: int, mode: str = "lossless", repeats: int = 1,
+            baseline: str = "jxl-lossless") -> list[dict]:
+    """Per image: ``{"image", <codec>: {"encode_s", "decode_s", "bpsp"}}`` for hideNet with each
+    predictor (``hidenet-<label>``; always one thread) and the ``baseline`` codec of the registry
+    (default JPEG XL lossless, effort 7, one thread), measured in the same run, best of ``repeats``."""
+    base = get_codec(baseline)
+    codecs = {f"hidenet-{label}": HidenetCodec(p, mode, levels=levels) for label, p in predictors.items()}
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
-        best = {"enc": math.inf, "dec": math.inf, "png_enc": math.inf, "png_dec": math.inf}
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            data = codec.encode(img)
-            t1 = time.perf_counter()
-            codec.decode(data)
-            t2 = time.perf_counter()
-            pdata = png.encode(rgb, None)
-            t3 = time.perf_counter()
-            png.decode(pdata)
-            t4 = time.perf_counter()
-            for key, dt in (("enc", t1 - t0), ("dec", t2 - t1), ("png_enc", t3 - t2), ("png_dec", t4 - t3)):
-                best[key] = min(best[key], dt)
-        rows.append({"image": name, "encode_s": best["enc"], "decode_s": best["dec"], "png_encode_s": best["png_enc"],
-                     "png_decode_s": best["png_dec"], "bpsp": metrics.bpp(len(data), *rgb.shape[:2]) / 3})
+        row: dict = {"image": name}
+        runs = {label: (partial(c.encode, img), c.decode) for label, c in codecs.items()}
+        runs[baseline] = (partial(base.encode, rgb, None), base.decode)
+        for label, (encode, decode) in runs.items():
+            enc, dec, data = _best_times(encode, decode, repeats)
+            row[label] = {"encode_s": enc, "decode_s": dec, "bpsp": metrics.bpp(len(data), *rgb.shape[:2]) / 3}
+        rows.append(row)
     return rows
