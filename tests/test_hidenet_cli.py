@@ -74,20 +74,20 @@ def test_the_shipped_predictor_is_the_default(tmp_path, capsys):
     and the decoder finds it from that fingerprint; the file round-trips bit-exactly.
     ``--predictor fixed`` still gives the fixed predictor, ``--max-error e`` the step 2e+1."""
     from hyreslib import models
-    from hyreslib.hidenet import codec
+    from hyreslib.hidenet import bitstream
 
     src, rgb = _image(tmp_path)
     assert main(["hidenet", "encode", str(src), str(tmp_path / "d.hdn"), "--levels", "4"]) == 0
-    header = codec.read((tmp_path / "d.hdn").read_bytes())[0]
+    header = bitstream.read((tmp_path / "d.hdn").read_bytes())[0]
     default = models.registry(kind=models.PREDICTOR)[models.default_name(kind=models.PREDICTOR)]
     assert not header.fixed and header.fingerprint.hex() == default.fingerprint
     assert main(["hidenet", "decode", str(tmp_path / "d.hdn"), str(tmp_path / "d.png")]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "d.png")), rgb)
     assert main(["hidenet", "encode", str(src), str(tmp_path / "f.hdn"), "--predictor", "fixed", "--levels", "4"]) == 0
-    assert codec.read((tmp_path / "f.hdn").read_bytes())[0].fixed
+    assert bitstream.read((tmp_path / "f.hdn").read_bytes())[0].fixed
     assert main(["hidenet", "encode", str(src), str(tmp_path / "n.hdn"), "--mode", "near-lossless",
                  "--max-error", "2"]) == 0
-    assert codec.read((tmp_path / "n.hdn").read_bytes())[0].step == 5
+    assert bitstream.read((tmp_path / "n.hdn").read_bytes())[0].step == 5
     assert main(["hidenet", "decode", str(tmp_path / "n.hdn"), str(tmp_path / "n.png")]) == 0
     assert np.abs(np.asarray(Image.open(tmp_path / "n.png")).astype(int) - rgb).max() <= 2
     capsys.readouterr()

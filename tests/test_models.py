@@ -11,7 +11,7 @@ import torch
 from hyreslib import data, models
 from hyreslib.checkpoint import load_checkpoint
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
-from hyreslib.images import to_uint8
+from hyreslib.images import from_uint8, to_uint8
 
 
 @pytest.fixture
@@ -143,7 +143,8 @@ def shipped_predictor(tmp_path):
 def test_a_predictor_ships_compact_as_its_kinds_default(shipped_predictor):
     """fp16 weights, xz; the fingerprint registered is the shipped (rounded) predictor's, which is
     what encodes and decodes: a real file round-trips bit-exactly with the loaded model."""
-    from hyreslib.hidenet import codec
+    from hyreslib.hidenet import bitstream
+    from hyreslib.hidenet.codec import HidenetCodec, predictor_fingerprint
     from hyreslib.hidenet.training import load_predictor
 
     registry, entry, ckpt = shipped_predictor
@@ -153,12 +154,12 @@ def test_a_predictor_ships_compact_as_its_kinds_default(shipped_predictor):
     assert models.default_name(registry, models.PREDICTOR) == "tiny-cnnp"
     assert models.default_name(registry) == "some-hyres" and models.registry(registry) == {}
     predictor = models.load_predictor(path=registry)
-    assert codec.predictor_fingerprint(predictor).hex() == entry.fingerprint
-    assert entry.fingerprint != codec.predictor_fingerprint(load_predictor(ckpt)).hex()   # rounded weights
-    photo = to_uint8(data.embedded("test")[0][1][:, :48, :64])
-    encoded = codec.encode(photo, predictor, levels=4)
-    assert codec.read(encoded)[0].fingerprint.hex() == entry.fingerprint
-    assert (codec.decode(encoded, models.load_predictor("tiny-cnnp", path=registry)).image == photo).all()
+    assert predictor_fingerprint(predictor).hex() == entry.fingerprint
+    assert entry.fingerprint != predictor_fingerprint(load_predictor(ckpt)).hex()   # rounded weights
+    photo = from_uint8(to_uint8(data.embedded("test")[0][1][:, :48, :64]))
+    encoded = HidenetCodec(predictor, levels=4).encode(photo)
+    assert bitstream.read(encoded)[0].fingerprint.hex() == entry.fingerprint
+    assert torch.equal(HidenetCodec(models.load_predictor("tiny-cnnp", path=registry)).decode(encoded), photo)
     assert models.by_fingerprint(bytes.fromhex(entry.fingerprint), registry, models.PREDICTOR) == "tiny-cnnp"
     assert models.by_fingerprint(bytes.fromhex(entry.fingerprint), registry) is None      # not a HyRES model
 

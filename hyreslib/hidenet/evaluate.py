@@ -181,10 +181,10 @@ def near_lossless_anchors(images: Images, max_errors: Sequence[int]) -> list[dic
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
-        size = rgb.shape[:2]
+        x, size = from_uint8(rgb), rgb.shape[:2]
         for e in max_errors:
             data = baselines.jpegls_encode(rgb, e)
-            quality = _quality(rgb, baselines.jpegls_decode(data))
+            quality = _quality(x, from_uint8(baselines.jpegls_decode(data)))
             if quality["max_err"] > e:
                 raise RuntimeError(f"JPEG-LS exceeded its maximum error {e} on {name}")
             rows.append({"image": name, "codec": "jpeg-ls", "bound": e, "bytes": len(data),
@@ -192,7 +192,7 @@ def near_lossless_anchors(images: Images, max_errors: Sequence[int]) -> list[dic
             data, distance = baselines.jxl_at_psnr(rgb, quality["psnr"])
             rows.append({"image": name, "codec": "jxl (matched PSNR)", "bound": e, "bytes": len(data),
                          "bpp": metrics.bpp(len(data), *size), "distance": distance,
-                         **_quality(rgb, baselines.CODECS["jxl"].decode(data))})
+                         **_quality(x, from_uint8(baselines.CODECS["jxl"].decode(data)))})
     return rows
 
 
