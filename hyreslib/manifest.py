@@ -26,12 +26,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .fileio import atomic_write_json, sha256_file
+
+if TYPE_CHECKING:
+    import torch
 
 MANIFEST = "manifest.json"
 INTERACTIVE = "interactive"       # run folder of notebooks run by hand
@@ -52,6 +52,9 @@ def git_revision(cwd: Path | None = None) -> str:
 
 
 def seed_everything(seed: int) -> None:
+    import numpy as np  # here, not at the top: the runner reads manifests without loading torch
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -59,7 +62,9 @@ def seed_everything(seed: int) -> None:
 
 def _versions() -> dict[str, str]:
     import compressai
+    import numpy as np
     import PIL
+    import torch
 
     from . import __version__
 
