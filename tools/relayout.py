@@ -103,13 +103,12 @@ SPLITS = [
               "Resolution of the data root: an explicit argument, else ``$HYRES_DATA``, else ``data/`` in the\n"
               "project."),
     Split("hyreslib.baselines", "hyreslib.codecs.standard",
-          ["AVIF_SPEED", "JXL_EFFORT", "Codec", "_check_quality", "_pillow_encode", "_pillow_decoder",
+          ["AVIF_SPEED", "JXL_EFFORT", "Codec", "check_quality", "_pillow_encode", "_pillow_decoder",
            "jxl_distance", "_jxl_decode", "_build_registry", "CODECS", "get_codec"],
           doc="Standard image codecs behind one interface: JPEG, WebP, AVIF, JPEG XL and lossless formats.\n\n"
               "Every codec is ``encode(uint8 HxWx3, quality) -> bytes`` and ``decode(bytes) -> uint8 HxWx3``\n"
               "(``quality`` 1..100, ignored by a lossless codec), so the classical sweep\n"
-              "(:mod:`hyreslib.pipeline.baselines`) and hideNet's lossless tables measure them all the same way.",
-          rename={"_check_quality": "check_quality"}),
+              "(:mod:`hyreslib.pipeline.baselines`) and hideNet's lossless tables measure them all the same way."),
     # hideNet's layout helpers leave the training module, which evaluation imports no more (no import loop).
     Split("hyreslib.hidenet.training", "hyreslib.hidenet.split", ["level_pairs"]),
     Split("hyreslib.hidenet.training", "hyreslib.hidenet.colour", ["to_pixels"]),
