@@ -42,8 +42,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib import data  # noqa: E402
-from hyreslib.device import describe_device, resolve_device  # noqa: E402
+from hyreslib.core.device import describe_device, resolve_device  # noqa: E402
+from hyreslib.datasets import data  # noqa: E402
 from hyreslib.hyres import HyresCodec, ResidualCodec, ResidualConfig, bitstream  # noqa: E402
 from hyreslib.hyres.refine import MultiScaleRefine  # noqa: E402
 
@@ -88,7 +88,7 @@ def measure(cases: list[dict], device: torch.device, repeat: int) -> None:
 
 
 def load_image(path: str | None) -> tuple[str, torch.Tensor]:
-    from hyreslib.images import load_image as load
+    from hyreslib.core.images import load_image as load
 
     if path:
         return Path(path).stem, load(path)
@@ -104,7 +104,7 @@ def load_image(path: str | None) -> tuple[str, torch.Tensor]:
 def hyres_codec(args, x: torch.Tensor, device: torch.device) -> tuple[HyresCodec, str]:
     """The codec under test: a checkpoint, a shipped model, or an untrained model of the given size."""
     if args.checkpoint or args.model:
-        from hyreslib import models
+        from hyreslib.pipeline import models
 
         path = args.checkpoint or models.model_path(args.model)
         return HyresCodec.load(path, device=device), f"{args.checkpoint or args.model}"

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib.images import from_uint8  # noqa: E402
+from hyreslib.core.images import from_uint8  # noqa: E402
 
 CASES = {"hyres N=32": ("hyres", 32), "hyres N=48 conditional": ("hyres-base", 48), "hyres N=128": ("hyres", 128),
          "hidenet fixed": ("hidenet", 0), "hidenet CNNP width 16": ("hidenet", 16)}

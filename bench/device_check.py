@@ -29,7 +29,7 @@ import torch
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from hyreslib.device import describe_device  # noqa: E402
+from hyreslib.core.device import describe_device  # noqa: E402
 
 
 def sections(cuda: bool, threads: int) -> list[tuple[str, list[str]]]:
@@ -62,7 +62,8 @@ def run_section(title: str, argv: list[str], seconds: float) -> bool:
 def gpu_to_cpu_decode() -> str:
     """Encode a photo with the kit's default shipped model on the GPU (latent mode, so there are
     symbols to disagree on), decode the file with the same model on the CPU."""
-    from hyreslib import data, models
+    from hyreslib.datasets import data
+    from hyreslib.pipeline import models
 
     photo = data.test_set()[0][1][:, :512, :768]
     encoded = models.load(device="cuda").encode_detailed(photo, mode="latent")

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib import data  # noqa: E402
+from hyreslib.datasets import data  # noqa: E402
 from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig  # noqa: E402
 from hyreslib.hyres.evaluate import evaluate, summarize  # noqa: E402
 from hyreslib.hyres.stages import Budget, train_residual  # noqa: E402

@@ -1,4 +1,4 @@
-"""Speed of the kit's bounds-checked entropy coder (:mod:`hyreslib.ans`, constriction's ANS) next to
+"""Speed of the kit's bounds-checked entropy coder (:mod:`hyreslib.codecs.ans`, constriction's ANS) next to
 the CompressAI rANS path it replaced, on the same symbols and tables, in one run.
 
     .venv/bin/python bench/entropy_coder.py [--repeat 5] [--json OUT]
@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib import ans  # noqa: E402
+from hyreslib.codecs import ans  # noqa: E402
 
 
 def old_encode(symbols: np.ndarray, indexes: np.ndarray, tables: ans.Tables) -> bytes:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in (("hyres y", hyres_workload), ("hidenet", hidenet_workload)):
         symbols, indexes, tables = make(rng)
         for coder, enc, dec in (("compressai rANS (old)", old_encode, old_decode),
-                                ("hyreslib.ans / constriction", ans.encode, ans.decode)):
+                                ("hyreslib.codecs.ans / constriction", ans.encode, ans.decode)):
             enc_s, data = timed(lambda: enc(symbols, indexes, tables), args.repeat)
             dec_s, out = timed(lambda: dec(data, indexes, tables), args.repeat)
             if not np.array_equal(out, symbols):

@@ -46,7 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib.container import pack, unpack  # noqa: E402
+from hyreslib.codecs.container import pack, unpack  # noqa: E402
 
 OUTCOMES = ("clean error", "same image", "wrong image", "other exception", "crash", "hang", "memory")
 BAD = ("wrong image", "other exception", "crash", "hang", "memory")
@@ -86,7 +86,7 @@ def hidenet_target() -> Target:
     from hyreslib.hidenet import bitstream
     from hyreslib.hidenet.codec import HidenetCodec
     from hyreslib.hidenet.predictors import FixedPredictor
-    from hyreslib.images import from_uint8
+    from hyreslib.core.images import from_uint8
 
     rng = np.random.default_rng(0)
     image = from_uint8((rng.random((36, 44, 3)) * 60 + np.linspace(0, 180, 44)[None, :, None]).astype(np.uint8))

@@ -5,7 +5,7 @@
 
 hideNet runs with the fixed predictor and with the kit's shipped predictor (the registry's default,
 what ``hyres hidenet encode`` uses), plus ``--checkpoint`` when given; JPEG XL is lossless at effort
-7 on one thread (``jxl-lossless`` of :mod:`hyreslib.baselines`). Times cover the whole codec on
+7 on one thread (``jxl-lossless`` of :mod:`hyreslib.pipeline.baselines`). Times cover the whole codec on
 8-bit RGB arrays (prediction, quantisation, rANS, container; decode includes the checksum), best of
 ``--repeat`` after one warm-up image. hideNet always runs its predictor on one CPU thread
 (bit-identical predictions on both sides, see ``hyreslib.hidenet.codec``), so both codecs use one.
@@ -22,11 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib import data, models
+from hyreslib.datasets import data
 from hyreslib.hidenet.codec import DEFAULT_LEVELS, HidenetCodec
 from hyreslib.hidenet.evaluate import timings
 from hyreslib.hidenet.predictors import FixedPredictor
 from hyreslib.hidenet.training import load_predictor
+from hyreslib.pipeline import models
 
 BASELINE = "jxl-lossless"
 TARGET_DECODE_RATIO = 3.0

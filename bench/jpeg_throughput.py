@@ -19,9 +19,10 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from hyreslib import data, jpeg
-from hyreslib.device import describe_device
-from hyreslib.images import to_pil
+from hyreslib.codecs import jpeg
+from hyreslib.core.device import describe_device
+from hyreslib.core.images import to_pil
+from hyreslib.datasets import data
 
 
 def timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:

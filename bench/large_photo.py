@@ -41,8 +41,8 @@ KINDS = ("hyres whole", "hyres tiled", "hidenet")
 
 def photo(megapixels: float) -> np.ndarray:
     """An embedded photograph resized to about ``megapixels`` (3:2), (H, W, 3) uint8."""
-    from hyreslib import data
-    from hyreslib.images import to_uint8
+    from hyreslib.datasets import data
+    from hyreslib.core.images import to_uint8
 
     w = int(round(math.sqrt(megapixels * 1e6 * 1.5) / 8)) * 8
     h = int(round(w / 1.5 / 8)) * 8
@@ -78,7 +78,7 @@ def child(args: argparse.Namespace) -> None:
             (lambda: codec.decode(data, model))
         estimate = codec.working_memory(*rgb.shape[:2], model)
     else:
-        from hyreslib.images import from_uint8
+        from hyreslib.core.images import from_uint8
 
         model = hyres_codec(args, kind == "hyres tiled")
         x = from_uint8(rgb)

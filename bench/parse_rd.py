@@ -28,12 +28,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hyreslib import data  # noqa: E402
-from hyreslib.engine import TrainSetup  # noqa: E402
+from hyreslib.datasets import data  # noqa: E402
 from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig, bitstream  # noqa: E402
 from hyreslib.hyres.codec import HyresCodec  # noqa: E402
 from hyreslib.hyres.stages import run_schedule  # noqa: E402
-from hyreslib.metrics import bd_rate, bpp, psnr  # noqa: E402
+from hyreslib.results.metrics import bd_rate, bpp, psnr  # noqa: E402
+from hyreslib.training.engine import TrainSetup  # noqa: E402
 
 MODES = ("chosen", "latent")  # what each curve codes: the encoder's choice, or the latent forced
 

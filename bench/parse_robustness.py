@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hyreslib import data  # noqa: E402
-from hyreslib.container import CorruptStreamError  # noqa: E402
+from hyreslib.codecs.container import CorruptStreamError  # noqa: E402
+from hyreslib.datasets import data  # noqa: E402
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, bitstream  # noqa: E402
 from hyreslib.hyres.codec import content_crc  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hyreslib.runner import run_pipeline
+from hyreslib.pipeline.runner import run_pipeline
 
 QUICK_BUDGET_S = 600.0
 

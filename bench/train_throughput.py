@@ -24,10 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyreslib import data, engine  # noqa: E402
-from hyreslib.device import describe_device, resolve_device  # noqa: E402
+from hyreslib.core.device import describe_device, resolve_device  # noqa: E402
+from hyreslib.datasets import data
 from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig  # noqa: E402
 from hyreslib.hyres.train import JpegBase, make_step  # noqa: E402
+from hyreslib.training import engine  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

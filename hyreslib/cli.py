@@ -8,8 +8,9 @@ import importlib
 import sys
 
 # Modules that contribute subcommands, in the order `hyres --help` lists them.
-COMMAND_MODULES = ["hyreslib.runner", "hyreslib.download", "hyreslib.baselines", "hyreslib.hidenet.cli", "hyreslib.hyres.cli",
-                   "hyreslib.models", "hyreslib.evaluation"]
+COMMAND_MODULES = ["hyreslib.pipeline.runner", "hyreslib.datasets.download", "hyreslib.pipeline.baselines",
+                   "hyreslib.hidenet.cli", "hyreslib.hyres.cli", "hyreslib.pipeline.models",
+                   "hyreslib.pipeline.evaluation"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture(scope="session")
 def kodak():
     """The Kodak test set (24 images), or a skip when it is not on this machine."""
-    from hyreslib import data
+    from hyreslib.datasets import data
 
     try:
         return data.dataset("kodak", "test")
@@ -33,7 +33,7 @@ def kodak():
 @pytest.fixture(scope="session")
 def photo() -> torch.Tensor:
     """A 200x150 crop of the first embedded test photograph (always available offline)."""
-    from hyreslib import data
+    from hyreslib.datasets import data
 
     return data.embedded("test")[0][1][:, :150, :200].contiguous()
 
@@ -59,7 +59,8 @@ def torchrun():
 def trained_hyres(tmp_path_factory) -> Path:
     """Checkpoint of a tiny HyRES codec trained briefly on the embedded images (JPEG quality 1, λ
     0.045): enough to beat its JPEG base by a clear margin, so that quality claims can be tested."""
-    from hyreslib import data, engine
+    from hyreslib.datasets import data
+    from hyreslib.training import engine
     from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
     from hyreslib.hyres.train import JpegBase, finalize, make_step
 

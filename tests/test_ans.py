@@ -1,4 +1,4 @@
-"""hyreslib.ans: exact round trips (escapes included), strings used up exactly, bad input refused."""
+"""hyreslib.codecs.ans: exact round trips (escapes included), strings used up exactly, bad input refused."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from compressai._CXX import pmf_to_quantized_cdf
 
-from hyreslib import ans
-from hyreslib.container import CorruptStreamError
+from hyreslib.codecs import ans
+from hyreslib.codecs.container import CorruptStreamError
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_the_byte_format_is_stable():
 
 def test_every_codec_codes_through_this_module():
     """One entropy coder for the kit: no module of the package calls CompressAI's rANS (whose decoder
-    a crafted string can crash) or constriction outside :mod:`hyreslib.ans`; both codecs import it."""
+    a crafted string can crash) or constriction outside :mod:`hyreslib.codecs.ans`; both codecs import it."""
     from pathlib import Path
 
     package = Path(ans.__file__).parent

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hyreslib import baselines, data
-from hyreslib.images import to_uint8
+from hyreslib.codecs import standard
+from hyreslib.core.images import to_uint8
+from hyreslib.datasets import data
+from hyreslib.pipeline import baselines
 
-LOSSY = [name for name, c in baselines.CODECS.items() if not c.lossless]
-LOSSLESS = [name for name, c in baselines.CODECS.items() if c.lossless]
+LOSSY = [name for name, c in standard.CODECS.items() if not c.lossless]
+LOSSLESS = [name for name, c in standard.CODECS.items() if c.lossless]
 RECORD_FIELDS = {"codec", "setting", "description", "quality", "image", "width", "height", "bytes", "bpp", "psnr",
                  "ms_ssim", "encode_s", "decode_s"}
 
@@ -37,9 +39,9 @@ def crop_folder(tmp_path, crops) -> data.ImageSet:
     return data.dataset(str(tmp_path))
 
 
-@pytest.mark.parametrize("name", list(baselines.CODECS))
+@pytest.mark.parametrize("name", list(standard.CODECS))
 def test_codec_round_trip(name, crops):
-    codec = baselines.get_codec(name)
+    codec = standard.get_codec(name)
     assert codec.description
     for arr in crops:
         encoded = codec.encode(arr, 75)
@@ -50,10 +52,10 @@ def test_codec_round_trip(name, crops):
             assert np.array_equal(decoded, arr)
 
 
-@pytest.mark.parametrize("name", list(baselines.CODECS))
+@pytest.mark.parametrize("name", list(standard.CODECS))
 def test_measure_record(name, crops):
     arr = crops[1]
-    record = baselines.measure(baselines.get_codec(name), arr, 50, "crop1").to_dict()
+    record = baselines.measure(standard.get_codec(name), arr, 50, "crop1").to_dict()
     assert set(record) == RECORD_FIELDS and record["image"] == "crop1"
     assert record["setting"] == ("lossless" if name in LOSSLESS else "q50")
     assert (record["height"], record["width"]) == arr.shape[:2]
@@ -70,7 +72,7 @@ def test_measure_record(name, crops):
 
 @pytest.mark.parametrize("name", LOSSY)
 def test_higher_quality_gives_more_bytes(name, crops):
-    codec = baselines.get_codec(name)
+    codec = standard.get_codec(name)
     for arr in crops:
         sizes = [len(codec.encode(arr, q)) for q in (10, 50, 90)]
         assert sizes[0] < sizes[1] < sizes[2], sizes
@@ -78,51 +80,51 @@ def test_higher_quality_gives_more_bytes(name, crops):
 
 def test_lossless_codecs_ignore_quality(crops):
     for name in LOSSLESS:
-        codec = baselines.get_codec(name)
+        codec = standard.get_codec(name)
         assert codec.encode(crops[0], 5) == codec.encode(crops[0], 95)
 
 
 def test_jpeg_codecs_write_the_requested_subsampling(crops):
-    from hyreslib import jpeg
+    from hyreslib.codecs import jpeg
 
-    assert jpeg.sampling_of(baselines.get_codec("jpeg").encode(crops[0], 50)) == "4:2:0"
-    assert jpeg.sampling_of(baselines.get_codec("jpeg444").encode(crops[0], 50)) == "4:4:4"
+    assert jpeg.sampling_of(standard.get_codec("jpeg").encode(crops[0], 50)) == "4:2:0"
+    assert jpeg.sampling_of(standard.get_codec("jpeg444").encode(crops[0], 50)) == "4:4:4"
 
 
 def test_jxl_distance_is_libjxl_quality_scale(crops):
     """Our quality -> distance mapping gives the same files as libjxl's own quality setting."""
     for q in (1, 15, 29, 30, 60, 90, 99):
-        ours = imagecodecs.jpegxl_encode(crops[0], distance=baselines.jxl_distance(q), effort=7, numthreads=1)
+        ours = imagecodecs.jpegxl_encode(crops[0], distance=standard.jxl_distance(q), effort=7, numthreads=1)
         theirs = imagecodecs.jpegxl_encode(crops[0], level=q, effort=7, numthreads=1)
         assert ours == theirs, q
-    assert baselines.jxl_distance(90) == pytest.approx(1.0)
-    distances = [baselines.jxl_distance(q) for q in range(1, 101)]
+    assert standard.jxl_distance(90) == pytest.approx(1.0)
+    distances = [standard.jxl_distance(q) for q in range(1, 101)]
     assert all(a > b for a, b in itertools.pairwise(distances))
     assert distances[-1] == pytest.approx(0.1)
 
 
 def test_lossless_anchors_use_their_settings(crops):
     """Effort 9 is a different (here smaller) JPEG XL file than effort 7; JPEG-LS is a JPEG-LS stream."""
-    e7, e9 = (baselines.get_codec(n).encode(crops[0], None) for n in ("jxl-lossless", "jxl-lossless-e9"))
+    e7, e9 = (standard.get_codec(n).encode(crops[0], None) for n in ("jxl-lossless", "jxl-lossless-e9"))
     assert e9 != e7 and len(e9) <= len(e7)
     assert e9 == bytes(imagecodecs.jpegxl_encode(crops[0], lossless=True, effort=9, numthreads=1))
-    assert b"\xff\xf7" in baselines.get_codec("jpegls-lossless").encode(crops[0], None)   # JPEG-LS frame (SOF55)
+    assert b"\xff\xf7" in standard.get_codec("jpegls-lossless").encode(crops[0], None)   # JPEG-LS frame (SOF55)
 
 
 @pytest.mark.parametrize("max_error", [1, 2, 4, 8])
 def test_jpegls_keeps_every_sub_pixel_within_the_maximum_error(crops, max_error):
     arr = crops[1]
-    data = baselines.jpegls_encode(arr, max_error)
-    error = np.abs(baselines.jpegls_decode(data).astype(int) - arr).max()
-    assert error == max_error and len(data) < len(baselines.jpegls_encode(arr, max_error - 1))
+    data = standard.jpegls_encode(arr, max_error)
+    error = np.abs(standard.jpegls_decode(data).astype(int) - arr).max()
+    assert error == max_error and len(data) < len(standard.jpegls_encode(arr, max_error - 1))
 
 
 def test_jxl_at_psnr_reaches_the_target_at_the_largest_distance_it_tries(crops):
-    from hyreslib.images import from_uint8
-    from hyreslib.metrics import psnr
+    from hyreslib.core.images import from_uint8
+    from hyreslib.results.metrics import psnr
 
     arr = crops[0]
-    quality = lambda d: psnr(from_uint8(arr), from_uint8(baselines.CODECS["jxl"].decode(d)))  # noqa: E731
+    quality = lambda d: psnr(from_uint8(arr), from_uint8(standard.CODECS["jxl"].decode(d)))  # noqa: E731
     for target in (36.0, 45.0):
         data, distance = baselines.jxl_at_psnr(arr, target)
         assert quality(data) >= target
@@ -135,12 +137,12 @@ def test_jxl_at_psnr_reaches_the_target_at_the_largest_distance_it_tries(crops):
 @pytest.mark.parametrize("bad", [0, 101, None])
 def test_lossy_quality_validated(bad, crops):
     with pytest.raises(ValueError, match="quality"):
-        baselines.get_codec("webp").encode(crops[0], bad)
+        standard.get_codec("webp").encode(crops[0], bad)
 
 
 def test_unknown_codec_and_empty_inputs(crop_folder):
     with pytest.raises(ValueError, match="unknown codec 'bpg'.*jpeg"):
-        baselines.get_codec("bpg")
+        standard.get_codec("bpg")
     with pytest.raises(ValueError, match="no codec"):
         baselines.sweep(crop_folder, [], [50], progress=False)
     with pytest.raises(ValueError, match="no quality"):

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from hyreslib import data, jpeg, manifest, metrics, recons
+from hyreslib.codecs import jpeg
+from hyreslib.datasets import data
+from hyreslib.results import manifest, metrics, recons
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "06_compare_reconstructions.ipynb"

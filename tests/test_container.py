@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hyreslib import container
-from hyreslib.container import CorruptStreamError
+from hyreslib.codecs import container
+from hyreslib.codecs.container import CorruptStreamError
 
 MAGIC = b"TST1"
 CHUNKS = [b"header", b"", bytes(range(256)) * 3, b"\x00"]

@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from hyreslib import data
-from hyreslib.images import to_uint8
+from hyreslib.core import roots
+from hyreslib.core.images import to_uint8
+from hyreslib.datasets import data
 
 
 def _write_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0, suffix: str = ".png") -> list[Path]:
@@ -33,17 +34,17 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     env, explicit = tmp_path / "from_env", tmp_path / "explicit"
     env.mkdir()
     monkeypatch.setenv("HYRES_DATA", str(env))
-    assert data.data_root(explicit) == explicit.resolve()
-    assert data.data_root() == env.resolve()
+    assert roots.data_root(explicit) == explicit.resolve()
+    assert roots.data_root() == env.resolve()
     monkeypatch.delenv("HYRES_DATA")
-    assert data.data_root() == data.PROJECT_ROOT / "data"
+    assert roots.data_root() == roots.PROJECT_ROOT / "data"
     monkeypatch.setenv("HYRES_DATA", "")
-    assert data.data_root() == data.PROJECT_ROOT / "data"
+    assert roots.data_root() == roots.PROJECT_ROOT / "data"
 
 
 def test_data_root_expands_home(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert data.data_root("~/datasets") == (tmp_path / "datasets").resolve()
+    assert roots.data_root("~/datasets") == (tmp_path / "datasets").resolve()
 
 
 def test_a_hyres_data_that_names_no_folder_is_an_error_not_the_embedded_images(monkeypatch, tmp_path):
@@ -56,7 +57,7 @@ def test_a_hyres_data_that_names_no_folder_is_an_error_not_the_embedded_images(m
 
 def test_hyres_run_hands_the_kernels_an_absolute_hyres_data(monkeypatch, tmp_path):
     """The kernels run in notebooks/, so a relative HYRES_DATA must be made absolute first."""
-    from hyreslib import runner
+    from hyreslib.pipeline import runner
 
     (tmp_path / "data").mkdir()
     monkeypatch.chdir(tmp_path)

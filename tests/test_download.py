@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from hyreslib import download as dl
-from hyreslib.fileio import PART_SUFFIX
-from hyreslib.data import LAYOUT
-from hyreslib.download import DownloadError, FileEntry, Manifest, SourceUnreachable
+from hyreslib.core.fileio import PART_SUFFIX
+from hyreslib.datasets import download as dl
+from hyreslib.datasets.data import LAYOUT
+from hyreslib.datasets.download import DownloadError, FileEntry, Manifest, SourceUnreachable
 
 # A subfolder and a name with a space, as in CID22, so URL quoting is exercised.
 TOY_SIZES = {"a.png": 3000, "sub/b c.png": 200_000, "sub/d.bin": 10}
@@ -277,7 +277,7 @@ def test_cli_download_verify_list(tmp_path, source, monkeypatch, capsys):
 # --- the real manifests -----------------------------------------------------------------------
 
 def test_manifests_match_the_data_layout():
-    """The download folders are the ones hyreslib.data reads, and every split gets files."""
+    """The download folders are the ones hyreslib.datasets.data reads, and every split gets files."""
     assert set(dl.DATASETS) >= {"kodak", "cid22"}
     for name, splits in LAYOUT.items():
         manifest = dl.DATASETS[name]

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from hyreslib.engine import TrainConfig, TrainSetup, resolve, train
+from hyreslib.training.engine import TrainConfig, TrainSetup, resolve, train
 
 JOB = Path(__file__).parent / "jobs" / "toy_training.py"
 RESIDUAL_JOB = Path(__file__).parent / "jobs" / "residual_training.py"
@@ -193,7 +193,7 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path, torchrun):
 def test_interrupt_stops_at_a_step_boundary_saves_and_resumes_exactly(tmp_path):
     """Ctrl-C / the lab's interrupt button: the step in progress finishes, the state is saved there,
     a short TrainingInterrupted names the file, and running again ends where an uninterrupted run ends."""
-    from hyreslib.interrupt import TrainingInterrupted
+    from hyreslib.training.interrupt import TrainingInterrupted
 
     cfg = TrainConfig(steps=12, lr=0.01, log_every=1, checkpoint_every_s=1e9)
     model, loader, _, _ = _linear_problem()

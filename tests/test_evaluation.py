@@ -13,11 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hyreslib import baselines, data, metrics
 from hyreslib.cli import main
+from hyreslib.codecs import standard
+from hyreslib.core.images import from_uint8, load_image, to_uint8
+from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
-from hyreslib.images import from_uint8, load_image, to_uint8
-from hyreslib.records import ImageRecord
+from hyreslib.pipeline import baselines
+from hyreslib.results import metrics
+from hyreslib.results.records import ImageRecord
 
 matplotlib.use("Agg")
 LAYOUT_KEYS = {"bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"}
@@ -71,7 +74,7 @@ def test_classical_codec_through_files(tmp_path, folder):
     doc, records = _eval(tmp_path, "--codec", "jpeg", "--quality", "60", "20", "--dataset", str(folder))
     _check_layout(doc, 2)
     assert doc["settings"] == ["q20", "q60"] and len(records) == 4
-    codec = baselines.get_codec("jpeg")
+    codec = standard.get_codec("jpeg")
     for q, i in (("q20", 0), ("q60", 1)):
         mine = [r for r in records if r.setting == q]
         for r in mine:  # every number from the bytes and the decoded pixels of a real file
@@ -106,7 +109,7 @@ def test_hyres_checkpoint_through_files(tmp_path, folder, checkpoint):
 
 
 def test_shipped_model_by_name(tmp_path, folder):
-    from hyreslib import models
+    from hyreslib.pipeline import models
 
     if not models.registry():
         pytest.skip("no registered model")
@@ -138,7 +141,7 @@ def test_hidenet_learned_predictor_checkpoint(tmp_path, folder):
 
 
 def test_hidenet_defaults_to_the_shipped_predictor(tmp_path, folder):
-    from hyreslib import models
+    from hyreslib.pipeline import models
 
     name = models.default_name(kind=models.PREDICTOR)
     doc, records = _eval(tmp_path, "--codec", "hidenet", "--dataset", str(folder), "--limit", "1")
@@ -179,7 +182,7 @@ def test_bad_input_is_one_line(capsys, folder, args, match):
 
 
 def test_dataset_names():
-    from hyreslib.evaluation import open_dataset
+    from hyreslib.pipeline.evaluation import open_dataset
 
     assert open_dataset("embedded-validation").split == "validation"
     assert open_dataset("embedded").split == "test"
@@ -201,7 +204,7 @@ def test_record_reads_older_shapes():
 
 def test_classical_default_is_the_published_grid():
     from hyreslib.cli import build_parser
-    from hyreslib.evaluation import subject_from_args
+    from hyreslib.pipeline.evaluation import subject_from_args
 
     subject = subject_from_args(build_parser().parse_args(["eval", "--codec", "webp"]))
     assert [p.setting for p in subject.points] == [f"q{q}" for q in range(5, 100, 5)]

@@ -7,10 +7,10 @@ from PIL import Image
 from test_hidenet_predictors import perturbed
 
 from hyreslib.cli import main
-from hyreslib.data import embedded
+from hyreslib.core.images import save_image
+from hyreslib.datasets.data import embedded
 from hyreslib.hidenet.predictors import CNNP
 from hyreslib.hidenet.training import save_predictor
-from hyreslib.images import save_image
 
 
 def _image(tmp_path):
@@ -73,7 +73,7 @@ def test_the_shipped_predictor_is_the_default(tmp_path, capsys):
     """No predictor named: the registry's default predictor encodes (its fingerprint is in the header)
     and the decoder finds it from that fingerprint; the file round-trips bit-exactly.
     ``--predictor fixed`` still gives the fixed predictor, ``--max-error e`` the step 2e+1."""
-    from hyreslib import models
+    from hyreslib.pipeline import models
     from hyreslib.hidenet import bitstream
 
     src, rgb = _image(tmp_path)

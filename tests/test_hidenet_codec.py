@@ -13,12 +13,12 @@ import pytest
 import torch
 from test_hidenet_predictors import perturbed
 
-from hyreslib.container import CorruptStreamError, ModelMismatchError, pack, unpack
-from hyreslib.data import embedded
+from hyreslib.codecs.container import CorruptStreamError, ModelMismatchError, pack, unpack
+from hyreslib.core.images import from_uint8
+from hyreslib.datasets.data import embedded
 from hyreslib.hidenet import bitstream, codec
 from hyreslib.hidenet.codec import HidenetCodec
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor, UNetLikeLite
-from hyreslib.images import from_uint8
 
 # SHA-256 (first 16 hex digits) of files the module-function codec (before HidenetCodec) wrote for a
 # 61x45 crop of embedded("test")[0]: (predictor options, mode, step, levels) -> digest.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyreslib.data import embedded
+from hyreslib.datasets.data import embedded
 from hyreslib.hidenet import evaluate
 from hyreslib.hidenet.predictors import FixedPredictor
 

@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from test_hidenet_predictors import perturbed  # noqa: E402
 
-from hyreslib.data import embedded  # noqa: E402
+from hyreslib.core.images import to_uint8  # noqa: E402
+from hyreslib.datasets.data import embedded  # noqa: E402
 from hyreslib.hidenet import evaluate, figures, split  # noqa: E402
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor  # noqa: E402
-from hyreslib.images import to_uint8  # noqa: E402
 
 
 @pytest.fixture(scope="module")

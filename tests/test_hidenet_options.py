@@ -15,15 +15,15 @@ from test_hidenet_codec import _recrc
 from test_hidenet_predictors import perturbed
 
 from hyreslib.cli import main
-from hyreslib.container import CorruptStreamError, ModelMismatchError, pack, unpack
-from hyreslib.data import embedded
+from hyreslib.codecs.container import CorruptStreamError, ModelMismatchError, pack, unpack
+from hyreslib.core.images import save_image
+from hyreslib.datasets.data import embedded
 from hyreslib.hidenet import bitstream, evaluate
 from hyreslib.hidenet.codec import HidenetCodec, predictor_fingerprint
 from hyreslib.hidenet.colour import colour_space
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor, build_predictor
 from hyreslib.hidenet.split import evens
 from hyreslib.hidenet.training import load_predictor, save_predictor
-from hyreslib.images import save_image
 
 OPTIONS = [("rgb", True), ("rgb", False), ("ycocg-r", True), ("ycocg-r", False)]
 # A 17x12 crop of embedded("test")[0] coded with 3 levels by the build that wrote version 2 (RGB, conditional).

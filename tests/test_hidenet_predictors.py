@@ -9,20 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from hyreslib import ans
-from hyreslib.data import embedded
-from hyreslib.engine import TrainConfig, TrainSetup, train
+from hyreslib.codecs import ans
+from hyreslib.datasets.data import embedded
 from hyreslib.hidenet import entropy
 from hyreslib.hidenet.codec import predictor_fingerprint
+from hyreslib.hidenet.colour import to_pixels
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor, UNetLikeLite, build_predictor, half_sample_cubic
-from hyreslib.hidenet.training import (
-    level_pairs,
-    load_predictor,
-    rate_step,
-    save_predictor,
-    to_pixels,
-    train_predictor,
-)
+from hyreslib.hidenet.split import level_pairs
+from hyreslib.hidenet.training import load_predictor, rate_step, save_predictor, train_predictor
+from hyreslib.training.engine import TrainConfig, TrainSetup, train
 
 
 def perturbed(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:

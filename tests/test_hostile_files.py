@@ -16,9 +16,10 @@ import torch
 
 from test_hyres_bitstream import codec  # noqa: F401 - the shared small codec fixture
 
-from hyreslib import ans, limits
-from hyreslib.checkpoint import save_checkpoint
-from hyreslib.container import CorruptStreamError, pack, unpack
+from hyreslib.codecs import ans
+from hyreslib.codecs.container import CorruptStreamError, pack, unpack
+from hyreslib.core import limits
+from hyreslib.core.checkpoint import save_checkpoint
 from hyreslib.hidenet import bitstream as hdn
 from hyreslib.hidenet.codec import HidenetCodec
 from hyreslib.hidenet.predictors import CNNP
@@ -168,7 +169,7 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path, codec, edit, match):
 def test_compact_checkpoints_that_are_damaged_or_expand_too_far_are_refused(tmp_path, codec, monkeypatch):
     import lzma
 
-    from hyreslib import checkpoint
+    from hyreslib.core import checkpoint
 
     path = Path(_checkpoint(tmp_path, codec, lambda c, s: None))
     compact = save_checkpoint(tmp_path / "compact.ckpt", CHECKPOINT_KIND, codec.config(),
@@ -201,7 +202,7 @@ def test_a_compact_checkpoint_whose_scales_do_not_fit_is_refused(tmp_path, codec
 
 
 def test_png_header_claims_are_checked_before_decoding(tmp_path):
-    from hyreslib.images import load_image
+    from hyreslib.core.images import load_image
 
     for w, h, match in [(20000, 20000, "above the limit|decompression bomb"), (65536, 1, "sides must be")]:
         path = tmp_path / f"{w}x{h}.png"

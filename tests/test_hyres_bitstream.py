@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from hyreslib import data
-from hyreslib.container import CorruptStreamError, pack, unpack
+from hyreslib.codecs.container import CorruptStreamError, pack, unpack
+from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream
 from hyreslib.hyres.bitstream import MAGIC, VERSION, Header

@@ -13,9 +13,9 @@ from PIL import Image
 from test_hostile_files import png_claiming
 
 from hyreslib.cli import main
+from hyreslib.core.images import to_uint8
 from hyreslib.hyres import HyresCodec, JpegSettings, MultiScaleRefine, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream
-from hyreslib.images import to_uint8
 
 
 @pytest.fixture(scope="module")

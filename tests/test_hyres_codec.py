@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hyreslib import data
-from hyreslib.container import ModelMismatchError
+from hyreslib.codecs.container import ModelMismatchError
+from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, MultiScaleRefine, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream
 from hyreslib.hyres.evaluate import evaluate_image
-from hyreslib.metrics import psnr
+from hyreslib.results.metrics import psnr
 
 TINY = ResidualConfig(N=16, M=24, depth=4, scale_levels=128)
 
@@ -78,7 +78,7 @@ def test_checkpoint_round_trip(tmp_path, codec, photo):
     assert loaded.encode(photo) == data_  # codes at once, identically
     assert torch.equal(loaded.decode(data_), codec.decode(data_))
     with pytest.raises(ValueError, match="expected 'hyres-codec'"):
-        from hyreslib.checkpoint import load_checkpoint, save_checkpoint
+        from hyreslib.core.checkpoint import load_checkpoint, save_checkpoint
 
         save_checkpoint(tmp_path / "other.ckpt", "hidenet", {}, {})
         HyresCodec.load(tmp_path / "other.ckpt")

@@ -96,7 +96,7 @@ def test_encoder_picks_the_cheapest_mode_and_the_decoder_follows(photo):
     """Each mode's file decodes to what the encoder assumed; the chosen one has the lowest
     rate-distortion cost of the three, measured on the decoded files."""
     from hyreslib.hyres import bitstream
-    from hyreslib.metrics import bpp
+    from hyreslib.results.metrics import bpp
 
     codec = _codec()
 

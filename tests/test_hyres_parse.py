@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyModel
 from torch import nn
 
-from hyreslib import models
-from hyreslib.checkpoint import load_checkpoint
-from hyreslib.container import CorruptStreamError, ModelMismatchError
+from hyreslib.codecs.container import CorruptStreamError, ModelMismatchError
+from hyreslib.core.checkpoint import load_checkpoint
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, bitstream
 from hyreslib.hyres.fixed_point import ACT_LIMIT, FRAC_BITS, FixedPointSequential
+from hyreslib.pipeline import models
 
 M = 24
 SIZE = 128

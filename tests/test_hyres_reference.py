@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hyreslib import data
-from hyreslib.container import CorruptStreamError
-from hyreslib.engine import TrainSetup
+from hyreslib.codecs.container import CorruptStreamError
+from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, bitstream
 from hyreslib.hyres.codec import NO_BASE
 from hyreslib.hyres.reference import ReferenceCodec, bmshj2018
 from hyreslib.hyres.stages import train_reference
+from hyreslib.training.engine import TrainSetup
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_base_quality_cannot_be_added_or_dropped(photo):
 
 
 def test_a_jpeg_chunk_in_a_file_without_base_is_refused(photo):
-    from hyreslib.container import pack, unpack
+    from hyreslib.codecs.container import pack, unpack
 
     data_ = _no_base_codec().encode(photo)
     _, chunks = unpack(data_, bitstream.MAGIC, [bitstream.VERSION])

@@ -11,14 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from hyreslib import data, engine
-from hyreslib.checkpoint import load_checkpoint
-from hyreslib.engine import TrainSetup
+from hyreslib.core.checkpoint import load_checkpoint
+from hyreslib.core.images import center_crop
+from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig, stages
 from hyreslib.hyres.stages import (load_finished, make_refine_step, make_refine_val, next_phase_model,
                                    phase_signature, train_refine, train_residual)
 from hyreslib.hyres.train import JpegBase
-from hyreslib.images import center_crop
+from hyreslib.training import engine
+from hyreslib.training.engine import TrainSetup
 
 TINY = ResidualConfig(N=16, M=24, depth=4, scale_levels=64)
 BUDGET = TrainSetup(steps=3, crop=64, batch=2, lr=1e-3, workers=0, log_every=1)

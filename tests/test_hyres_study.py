@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from hyreslib import data
-from hyreslib.data import ImageSet
-from hyreslib.engine import TrainSetup
+from hyreslib.datasets import data
+from hyreslib.datasets.data import ImageSet
 from hyreslib.hyres import study
+from hyreslib.training.engine import TrainSetup
 
 
 @pytest.fixture(scope="module")

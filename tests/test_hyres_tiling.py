@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hyreslib.core.limits import LimitError
 from hyreslib.hyres import HyresCodec, JpegSettings, MultiScaleRefine, ResidualCodec, ResidualConfig
 from hyreslib.hyres import bitstream, codec as codec_module
 from hyreslib.hyres.tiling import Tiling, tiles
-from hyreslib.limits import LimitError
-from hyreslib.metrics import psnr
+from hyreslib.results.metrics import psnr
 
 SMALL_TILES = Tiling(threshold=0, tile=128, overlap=64)
 

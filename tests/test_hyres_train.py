@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hyreslib import data, engine
+from hyreslib.datasets import data
 from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig
 from hyreslib.hyres.train import JpegBase, finalize, make_step, make_val, rd_terms
+from hyreslib.training import engine
 
 CFG = ResidualConfig(N=16, M=24, depth=4, scale_levels=64)
 

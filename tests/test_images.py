@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hyreslib import images
-from hyreslib.images import ImageModeNotice
+from hyreslib.core import images
+from hyreslib.core.images import ImageModeNotice
 
 
 def _rgb_array(img: Image.Image) -> np.ndarray:

@@ -10,8 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from hyreslib import data, jpeg, metrics
-from hyreslib.images import from_uint8, to_uint8
+from hyreslib.codecs import jpeg
+from hyreslib.core.images import from_uint8, to_uint8
+from hyreslib.datasets import data
+from hyreslib.results import metrics
 
 
 @pytest.fixture(scope="module")

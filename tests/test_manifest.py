@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyreslib import manifest, recons
+from hyreslib.results import manifest, recons
 
 
 def _finished(run_dir, notebook, text="batch"):

@@ -9,8 +9,8 @@ import pytest
 import pytorch_msssim
 import torch
 
-from hyreslib import metrics
-from hyreslib.baselines import load_published
+from hyreslib.pipeline.baselines import load_published
+from hyreslib.results import metrics
 
 
 def _noisy(x: torch.Tensor, sigma: float = 0.05, seed: int = 0) -> torch.Tensor:

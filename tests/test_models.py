@@ -8,10 +8,11 @@ import json
 import pytest
 import torch
 
-from hyreslib import data, models
-from hyreslib.checkpoint import load_checkpoint
+from hyreslib.core.checkpoint import load_checkpoint
+from hyreslib.core.images import from_uint8, to_uint8
+from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
-from hyreslib.images import from_uint8, to_uint8
+from hyreslib.pipeline import models
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_every_registered_model_of_the_kit_loads_and_round_trips():
 
 def test_cli_encodes_and_decodes_with_the_shipped_model_and_no_checkpoint(tmp_path, capsys):
     from hyreslib.cli import main
-    from hyreslib.images import load_image, save_image, to_uint8
+    from hyreslib.core.images import load_image, save_image, to_uint8
 
     photo = data.embedded("test")[1][1][:, :96, :128].contiguous()
     save_image(photo, tmp_path / "photo.png")
@@ -100,7 +101,7 @@ def test_cli_encodes_and_decodes_with_the_shipped_model_and_no_checkpoint(tmp_pa
 
 def test_a_runs_phases_ship_as_one_curve(tmp_path):
     """``ship_run``: every phase of a run becomes a model of one group, drawn as one curve."""
-    from hyreslib import manifest
+    from hyreslib.results import manifest
 
     run = manifest.start(tmp_path / "runs" / "cpu", "03_lambda_phases", profile="cpu", seed=0, device="cpu")
     phases = []
@@ -193,7 +194,7 @@ def test_the_kit_ships_the_cpu_profile_predictor_as_the_default():
 
 def test_a_runs_kept_predictor_ships(tmp_path):
     """``ship_predictor_run``: notebook 01's kept predictor of a run becomes the default predictor."""
-    from hyreslib import manifest
+    from hyreslib.results import manifest
     from hyreslib.hidenet.predictors import CNNP, UNetLikeLite
     from hyreslib.hidenet.training import save_predictor
 

@@ -1,4 +1,4 @@
-"""hyreslib.notebook: the first cell of the notebooks records exactly the declared parameters."""
+"""hyreslib.pipeline.notebook: the first cell of the notebooks records exactly the declared parameters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 import nbformat
 import pytest
 
-from hyreslib import manifest, notebook
+from hyreslib.pipeline import notebook
+from hyreslib.results import manifest
 
 
 def _defaults(name: str) -> dict:

@@ -83,7 +83,7 @@ def test_every_parameter_is_visible_to_papermill(path):
 
 @pytest.mark.parametrize("profile", ["cpu", "full"])
 def test_profile_names_are_declared(profile):
-    from hyreslib.profiles import PROFILES
+    from hyreslib.pipeline.profiles import PROFILES
 
     by_stem = {p.stem: p for p in NOTEBOOKS}
     for stem, values in PROFILES[profile].items():
@@ -96,7 +96,7 @@ def test_profile_names_are_declared(profile):
 def test_every_profile_sets_every_budget(profile):
     """A budget parameter (steps, model size, images measured) left at its quick default in a
     longer profile would silently run the quick budget there."""
-    from hyreslib.profiles import BUDGET_PARAMS, PROFILES
+    from hyreslib.pipeline.profiles import BUDGET_PARAMS, PROFILES
 
     by_stem = {p.stem: p for p in NOTEBOOKS}
     for stem, names in BUDGET_PARAMS.items():
@@ -114,7 +114,7 @@ def test_smoke_caps_every_budget_of_the_full_profile_but_never_a_model_shape():
     """``hyres run --smoke`` must run the profile's models (so it checks the paper-scale code path) and
     no paper-scale budget (so it ends in minutes): each cap is declared, below the full value, and
     every budget parameter that is not a shape is capped."""
-    from hyreslib.profiles import BUDGET_PARAMS, PROFILES, SHAPE_PARAMS, SMOKE
+    from hyreslib.pipeline.profiles import BUDGET_PARAMS, PROFILES, SHAPE_PARAMS, SMOKE
 
     by_stem = {p.stem: p for p in NOTEBOOKS}
     for stem, caps in SMOKE.items():
@@ -135,7 +135,7 @@ def test_smoke_caps_every_budget_of_the_full_profile_but_never_a_model_shape():
 
 
 def test_budget_params_cover_every_training_notebook():
-    from hyreslib.profiles import BUDGET_PARAMS
+    from hyreslib.pipeline.profiles import BUDGET_PARAMS
 
     for path in NOTEBOOKS:
         declared = set(pm.inspect_notebook(str(path)))

@@ -11,9 +11,10 @@ import json
 import pytest
 import torch
 
-from hyreslib import manifest, models
 from hyreslib.hyres import HyresCodec
-from hyreslib.runner import discover, run_pipeline
+from hyreslib.pipeline import models
+from hyreslib.pipeline.runner import discover, run_pipeline
+from hyreslib.results import manifest
 
 TINY = [
     "00.max_images=2", "00.baseline_codecs=[jpeg, webp]", "00.baseline_qualities=[10, 40, 90]",

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hyreslib.plotting import rd_figure  # noqa: E402
+from hyreslib.results.plotting import rd_figure  # noqa: E402
 
 
 def test_coinciding_curves_are_drawn_distinguishably():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyreslib import rd
+from hyreslib.results import rd
 
 
 def _records():

@@ -9,8 +9,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from hyreslib import manifest, profiles, runner
-from hyreslib.runner import PipelineError
+from hyreslib.pipeline import profiles, runner
+from hyreslib.pipeline.runner import PipelineError
+from hyreslib.results import manifest
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 PARAMS = 'profile: str = "quick"\nrun_dir: str = "../runs/quick"\nseed: int = 0\nsteps: int = 3\n'

@@ -12,10 +12,10 @@ import sys
 import pytest
 import torch
 
-from hyreslib import engine
-from hyreslib.checkpoint import load_checkpoint
+from hyreslib.core.checkpoint import load_checkpoint
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
 from hyreslib.hyres.train_cli import main
+from hyreslib.training import engine
 
 TINY = ["--steps", "2", "--batch", "2", "--crop", "64", "--N", "16", "--M", "24", "--workers", "0",
         "--val-every", "0"]

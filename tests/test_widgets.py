@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hyreslib import manifest, recons
-from hyreslib.widgets import ORIGINAL, ReconstructionComparer
+from hyreslib.results import manifest, recons
+from hyreslib.results.widgets import ORIGINAL, ReconstructionComparer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""The ``.hdn`` file: one container (:mod:`hyreslib.container`, magic ``HDN1``, version 3), chunks in
+"""The ``.hdn`` file: one container (:mod:`hyreslib.codecs.container`, magic ``HDN1``, version 3), chunks in
 decoding order::
 
     header | base | level L-1 | ... | level 0          (generative files stop after the base)
@@ -8,7 +8,7 @@ step q, fixed-predictor flag, coding options (bit 0: colour space YCoCg-R instea
 channel-conditional coding, bits 2-4: revision of the fixed constants; see :mod:`.colour` and
 :mod:`.predictors`), predictor fingerprint (8 B), CRC-32 of the decoded image (its 8-bit RGB
 bytes, row by row). The base and each level are strings of the bounds-checked coder of
-:mod:`hyreslib.ans` (what they hold: :mod:`.codec`).
+:mod:`hyreslib.codecs.ans` (what they hold: :mod:`.codec`).
 
 Versions. 3 is the layout above; 2 had no options byte (RGB, conditional, revision 1) and is
 still read. Version 1 used CompressAI's rANS, whose decoder a crafted string can crash; such
@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..container import CorruptStreamError, pack, unpack
+from ..codecs.container import CorruptStreamError, pack, unpack
 from .colour import BY_CODE, colour_space
 from .predictors import FIXED_CONSTANTS, REVISION
 

@@ -1,6 +1,6 @@
 """``hyres hidenet encode|decode``: the hideNet codec on image files.
 
-The predictor is the registry's default hideNet predictor (:mod:`hyreslib.models`, shipped with the
+The predictor is the registry's default hideNet predictor (:mod:`hyreslib.pipeline.models`, shipped with the
 kit) unless ``--checkpoint`` names a file or ``--predictor`` a registered predictor or ``fixed``; the
 decoder takes the fixed predictor from a file's header, or finds the registered predictor whose
 fingerprint the file carries.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from .. import limits, models
-from ..fileio import atomic_write_bytes, read_input
-from ..images import load_image, save_image
-from ..metrics import bpp
+from ..core import limits
+from ..core.fileio import atomic_write_bytes, read_input
+from ..core.images import load_image, save_image
+from ..pipeline import models
+from ..results.metrics import bpp
 from . import bitstream
 from .bitstream import MODES
 from .codec import HidenetCodec

@@ -2,7 +2,7 @@
 prediction residual of the odd set, rANS-coded with the predictor's (mean, scale). The file format
 is :mod:`.bitstream`; :class:`HidenetCodec` has the shape of :class:`hyreslib.hyres.HyresCodec`
 (images are (3, H, W) float tensors in [0, 1], ``encode`` / ``decode`` / ``decode_detailed``,
-``working_memory``, the limits of :mod:`hyreslib.limits`, the same errors for the same failures).
+``working_memory``, the limits of :mod:`hyreslib.core.limits`, the same errors for the same failures).
 
 Data flow (closed loop, integer domain, the predictor's colour space in coding order, e.g. G, R, B)::
 
@@ -23,7 +23,7 @@ bit-identical on both sides, and convolutions round differently with another thr
 was measured: a file encoded with 2 threads failed to decode with 1). The stored image checksum
 turns any remaining mismatch (e.g. another CPU's or torch build's float rounding) into a clear
 error instead of a silently wrong picture. Before decoding, the size the header claims and an
-estimate of the decoder's working memory are checked against :mod:`hyreslib.limits`.
+estimate of the decoder's working memory are checked against :mod:`hyreslib.core.limits`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .. import ans
-from ..checkpoint import fingerprint
-from ..container import CorruptStreamError, ModelMismatchError
-from ..images import check_image
-from ..limits import check_memory, check_size
+from ..codecs import ans
+from ..codecs.container import CorruptStreamError, ModelMismatchError
+from ..core.checkpoint import fingerprint
+from ..core.images import check_image
+from ..core.limits import check_memory, check_size
 from . import bitstream, entropy
 from .bitstream import Header
 from .colour import ColourSpace, to_pixels
@@ -268,7 +268,7 @@ class HidenetCodec:
     @torch.no_grad()     # not inference_mode: the image goes back to callers as an ordinary tensor
     def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None, *,
                         levels: int | None = None, fill: bool = False) -> Decoded:
-        """Decode a ``.hdn`` file with the limits of :mod:`hyreslib.limits` (``None``: their defaults).
+        """Decode a ``.hdn`` file with the limits of :mod:`hyreslib.core.limits` (``None``: their defaults).
 
         ``levels`` (default all) is how many levels to reconstruct, coarsest first; without ``fill`` the
         result is that level's lower-resolution even set, with ``fill`` the remaining levels are

@@ -76,5 +76,5 @@ def colour_space(name: str) -> ColourSpace:
 
 def to_pixels(x: torch.Tensor, colour: str = "rgb") -> torch.Tensor:
     """[0, 1] RGB batch -> integer-valued float pixels in the colour space ``colour``, coding order
-    (rounded to the 8-bit grid as :func:`hyreslib.images.to_uint8` rounds)."""
+    (rounded to the 8-bit grid as :func:`hyreslib.core.images.to_uint8` rounds)."""
     return colour_space(colour).forward(x.clamp(0, 1).mul(255).round())

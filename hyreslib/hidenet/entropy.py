@@ -7,7 +7,7 @@ loss is the lossless rate the coder then achieves up to table quantisation.
 
 For coding, ``(s, f)`` is quantised to a table index: 64 log-spaced scales x 16 offset bins in
 [-1/2, 1/2). Each entry is a 16-bit CDF built with CompressAI's ``pmf_to_quantized_cdf``; values
-outside an entry's support take the escape path of :mod:`hyreslib.ans`, which codes them and
+outside an entry's support take the escape path of :mod:`hyreslib.codecs.ans`, which codes them and
 every other symbol with its bounds-checked coder.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from compressai._CXX import pmf_to_quantized_cdf
 
-from ..ans import Tables
+from ..codecs.ans import Tables
 
 SCALE_MIN, SCALE_MAX, N_SCALES = 0.11, 256.0, 64
 N_OFFSETS = 16

@@ -25,14 +25,17 @@ import numpy as np
 import torch
 from pytorch_msssim import ssim
 
-from .. import baselines, metrics
-from ..baselines import get_codec
-from ..images import center_crop, from_uint8, to_uint8
+from ..codecs import standard
+from ..codecs.standard import get_codec
+from ..core.images import center_crop, from_uint8, to_uint8
+from ..pipeline import baselines
+from ..results import metrics
 from . import bitstream
 from .codec import HidenetCodec
+from .colour import to_pixels
 from .entropy import laplace_bits
 from .predictors import FixedPredictor, Predictor
-from .training import level_pairs, to_pixels
+from .split import level_pairs
 
 LOSSLESS_BASELINES = ("png", "webp-lossless", "jxl-lossless", "jxl-lossless-e9", "jpegls-lossless")
 # The fixed predictor's option ladder for the ablation: (label, colour space, channel-conditional, revision).
@@ -177,14 +180,14 @@ def near_lossless_curve(images: Images, predictor: Predictor, steps: Sequence[in
 def near_lossless_anchors(images: Images, max_errors: Sequence[int]) -> list[dict]:
     """Rows (image, codec, bound, bytes, bpp, psnr, ms_ssim, max_err[, distance]) from decoded files:
     JPEG-LS with every sub-pixel within each maximum error, and JPEG XL at the largest distance whose
-    PSNR reaches JPEG-LS's on that image (:func:`hyreslib.baselines.jxl_at_psnr`; no error bound)."""
+    PSNR reaches JPEG-LS's on that image (:func:`hyreslib.pipeline.baselines.jxl_at_psnr`; no error bound)."""
     rows = []
     for name, img in images:
         rgb = to_uint8(img)
         x, size = from_uint8(rgb), rgb.shape[:2]
         for e in max_errors:
-            data = baselines.jpegls_encode(rgb, e)
-            quality = _quality(x, from_uint8(baselines.jpegls_decode(data)))
+            data = standard.jpegls_encode(rgb, e)
+            quality = _quality(x, from_uint8(standard.jpegls_decode(data)))
             if quality["max_err"] > e:
                 raise RuntimeError(f"JPEG-LS exceeded its maximum error {e} on {name}")
             rows.append({"image": name, "codec": "jpeg-ls", "bound": e, "bytes": len(data),
@@ -192,7 +195,7 @@ def near_lossless_anchors(images: Images, max_errors: Sequence[int]) -> list[dic
             data, distance = baselines.jxl_at_psnr(rgb, quality["psnr"])
             rows.append({"image": name, "codec": "jxl (matched PSNR)", "bound": e, "bytes": len(data),
                          "bpp": metrics.bpp(len(data), *size), "distance": distance,
-                         **_quality(x, from_uint8(baselines.CODECS["jxl"].decode(data)))})
+                         **_quality(x, from_uint8(standard.CODECS["jxl"].decode(data)))})
     return rows
 
 

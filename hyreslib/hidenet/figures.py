@@ -1,4 +1,4 @@
-"""Figures for the hideNet notebook (01), drawn with :mod:`hyreslib.plotting`: the split pieces,
+"""Figures for the hideNet notebook (01), drawn with :mod:`hyreslib.results.plotting`: the split pieces,
 training curves, per-level prediction quality, predictions and their errors, where a file's bits go,
 progressive decoding, and near-lossless rate against PSNR beside the anchors."""
 
@@ -9,11 +9,11 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from ..engine import History
-from ..plotting import curve_style, image_grid, rd_axes, signed_map
+from ..results.plotting import curve_style, image_grid, rd_axes, signed_map
+from ..training.engine import History
+from .colour import to_pixels
 from .predictors import Predictor
 from .split import Pyramid, split_axis, split_once
-from .training import to_pixels
 
 
 def split_pieces(pyr: Pyramid) -> plt.Figure:

@@ -19,6 +19,7 @@ Progressive decoding goes the other way: starting from the base, merging ``o_{L-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -128,3 +129,13 @@ def orient(x: torch.Tensor, level: int) -> torch.Tensor:
     """View ``x`` so that ``level``'s split axis is the last one (rows become columns on odd
     levels); one predictor then serves both directions. Its own inverse."""
     return x if split_axis(level) == -1 else x.transpose(-1, -2)
+
+
+def level_pairs(pixels: torch.Tensor, levels: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(level, even, odd)`` for each level, oriented so the split axis is last; the even set is
+    the true one (what lossless decoding reproduces)."""
+    x = pixels
+    for level in range(levels):
+        even, odd = split_once(x, split_axis(level))
+        yield level, orient(even, level), orient(odd, level)
+        x = even

@@ -7,37 +7,26 @@ closed-loop decoding reproduces them), and it trains the mean and the scale toge
     crop (B,3,S,S) in [0,1] -> integer pixels in the predictor's colour space -> per level: even, odd = split
         -> predictor(even, odd teacher-forced) -> mean, scale -> bits(odd) -> sum / (B*3*S*S)
 
-The loop itself is :func:`hyreslib.engine.train` with the caller's :class:`~hyreslib.engine.TrainSetup`
-(notebook 01: AdamW, cosine annealing); validation (per-level rate, PSNR and per-image SSIM of the
-predictions on validation images) picks the weights that are kept.
+The loop itself is :func:`hyreslib.training.engine.train` with the caller's
+:class:`~hyreslib.training.engine.TrainSetup` (notebook 01: AdamW, cosine annealing); validation (per-level
+rate, PSNR and per-image SSIM of the predictions on validation images) picks the weights that are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import build_model, load_checkpoint, save_checkpoint
-from ..data import ImageSet, crop_loader
-from ..engine import History, TrainSetup, train
-from .entropy import laplace_bits
+from ..core.checkpoint import build_model, load_checkpoint, save_checkpoint
+from ..datasets.data import ImageSet, crop_loader
+from ..training.engine import History, TrainSetup, train
 from .colour import to_pixels
+from .entropy import laplace_bits
 from .predictors import Predictor, build_predictor
-from .split import orient, split_axis, split_once
+from .split import level_pairs
 
 CHECKPOINT_KIND = "hidenet-predictor"
-
-
-def level_pairs(pixels: torch.Tensor, levels: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """``(level, even, odd)`` for each level, oriented so the split axis is last; the even set is
-    the true one (what lossless decoding reproduces)."""
-    x = pixels
-    for level in range(levels):
-        even, odd = split_once(x, split_axis(level))
-        yield level, orient(even, level), orient(odd, level)
-        x = even
 
 
 def rate_step(levels: int):

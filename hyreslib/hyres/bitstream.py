@@ -1,10 +1,10 @@
-"""The ``.hyr`` file: one container (:mod:`hyreslib.container`, magic ``HYR1``) with five chunks::
+"""The ``.hyr`` file: one container (:mod:`hyreslib.codecs.container`, magic ``HYR1``) with five chunks::
 
     0 header    width u32 | height u32 | JPEG quality u8 | subsampling u8 | coding mode u8
                 | model fingerprint 8 B | content CRC-32 u32                  (23 bytes, LE)
     1 jpeg      a standard baseline JPEG of the original image (``hyres extract-jpeg`` writes it out);
                 empty, with JPEG quality 0 in the header, for a model without a base layer
-    2 z         entropy-coded string of the hyper-latent (:mod:`hyreslib.ans`)
+    2 z         entropy-coded string of the hyper-latent (:mod:`hyreslib.codecs.ans`)
     3 y_anchor  string of the anchor half of y (coded first, from the hyperprior alone)
     4 y_non_anchor  string of the other half (coded with the decoded anchors as context)
 
@@ -14,7 +14,7 @@ synthesises from a zero latent: for a base-conditioned model, what the base alon
 2 ``base-only`` (chunks 2-4 empty; the picture is the JPEG base itself, refined when the decoder
 has a refiner: without one a file is never worse than its base).
 
-Versions. 2 codes the strings with the bounds-checked coder of :mod:`hyreslib.ans` (float parse:
+Versions. 2 codes the strings with the bounds-checked coder of :mod:`hyreslib.codecs.ans` (float parse:
 the coding-table indexes of y come from floating-point entropy parameters, so a file decodes on
 the encoder's device type); 3 is the same layout written by an integer-parse model (those indexes
 are computed in integer arithmetic from z, see :mod:`.residual`: the file decodes on any device).
@@ -38,9 +38,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..container import CorruptStreamError, pack, unpack
-from ..jpeg import SUBSAMPLING
-from ..limits import MAX_SIDE
+from ..codecs.container import CorruptStreamError, pack, unpack
+from ..codecs.jpeg import SUBSAMPLING
+from ..core.limits import MAX_SIDE
 
 MAGIC = b"HYR1"
 VERSION = 2                                  # files of float-parse models

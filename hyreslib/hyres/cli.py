@@ -6,18 +6,18 @@ import argparse
 import sys
 import warnings
 
-from .. import limits
-from ..device import resolve_device
-from ..fileio import atomic_write_bytes, read_input
-from ..images import ImageModeNotice, load_image, png_bytes
-from ..metrics import bpp
+from ..core import limits
+from ..core.device import resolve_device
+from ..core.fileio import atomic_write_bytes, read_input
+from ..core.images import ImageModeNotice, load_image, png_bytes
+from ..results.metrics import bpp
 from . import bitstream
 
 
 def _load_codec(args: argparse.Namespace, use_refine: bool = True, data: bytes | None = None):
     """The codec named by ``-c`` or ``--model``; else, to decode ``data``, the registered model
     whose fingerprint the file carries; else the registry's default model."""
-    from .. import models
+    from ..pipeline import models
     from .codec import HyresCodec
 
     device = resolve_device(args.device)

@@ -24,7 +24,7 @@ that shapes the picture (z and y symbols, JPEG base pixels; see :mod:`.bitstream
 promises and what it does not), which the decoder checks: decoding that lost sync (entropy
 parameters computed differently on another device) or an altered string fails loudly instead of
 showing a wrong image. Before decoding anything large the decoder checks the size the header
-claims and its own working-memory estimate against :mod:`hyreslib.limits`.
+claims and its own working-memory estimate against :mod:`hyreslib.core.limits`.
 
 Images larger than ``HyresCodec.tiling.threshold`` pixels run the transforms, the base pyramid and
 the refiner in overlapping tiles (:mod:`.tiling`), so their working memory grows with the pixel
@@ -44,12 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import jpeg as jpeg_io
-from ..checkpoint import build_model, fingerprint, load_checkpoint, save_checkpoint
-from ..container import CorruptStreamError, ModelMismatchError
-from ..images import check_image, from_uint8, to_uint8
-from ..limits import check_memory, check_size
-from ..metrics import bpp
+from ..codecs import jpeg as jpeg_io
+from ..codecs.container import CorruptStreamError, ModelMismatchError
+from ..core.checkpoint import build_model, fingerprint, load_checkpoint, save_checkpoint
+from ..core.images import check_image, from_uint8, to_uint8
+from ..core.limits import check_memory, check_size
+from ..results.metrics import bpp
 from . import bitstream
 from .bitstream import STRINGS, Header
 from .conditioning import side_input
@@ -311,7 +311,7 @@ class HyresCodec:
     # -- decoding -------------------------------------------------------------------------------
     @torch.inference_mode()
     def decode_detailed(self, data: bytes, max_pixels: int | None = None, max_memory: int | None = None) -> Decoded:
-        """Decode with the limits of :mod:`hyreslib.limits` (``None``: their defaults)."""
+        """Decode with the limits of :mod:`hyreslib.core.limits` (``None``: their defaults)."""
         header, parts = bitstream.read(data)
         if header.parse != self.residual.config.parse:
             raise ModelMismatchError(f"this file was written with the {header.parse} parse; the loaded model "

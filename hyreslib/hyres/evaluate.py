@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .. import jpeg as jpeg_io
-from .. import manifest, recons
-from ..data import ImageSet
-from ..fileio import atomic_write_bytes
-from ..metrics import bpp, ms_ssim, psnr
-from ..records import ImageRecord
+from ..codecs import jpeg as jpeg_io
+from ..core.fileio import atomic_write_bytes
+from ..datasets.data import ImageSet
+from ..results import manifest, recons
+from ..results.metrics import bpp, ms_ssim, psnr
+from ..results.records import ImageRecord
 from . import bitstream
 from .codec import HyresCodec, JpegSettings
 
@@ -37,7 +37,7 @@ def file_parts(data: bytes) -> dict[str, int]:
 
 def evaluate_image(codec: HyresCodec, x: torch.Tensor, quality: int | None = None, estimate: bool = True,
                    save_to: Path | None = None, image: str = "") -> dict:
-    """Metrics of one image, an :class:`~hyreslib.records.ImageRecord` as a dictionary (the bpp
+    """Metrics of one image, an :class:`~hyreslib.results.records.ImageRecord` as a dictionary (the bpp
     parts, the base's PSNR, the mode, real and estimated bits in ``extra``); with ``save_to``, also
     writes the ``.hyr`` file there."""
     h, w = x.shape[-2:]
@@ -122,7 +122,7 @@ def record_files(run: manifest.Run, rows: Sequence[dict], files: str | Path, tag
 def record_reconstructions(run: manifest.Run, codec: HyresCodec, rows: Sequence[dict], files: str | Path,
                            label: str, curve: str = "HyRES") -> Path:
     """Decode the ``.hyr`` files written by :func:`evaluate` and store the images as one RD point
-    for the run's comparison notebooks (:mod:`hyreslib.recons`): what is stored is what the
+    for the run's comparison notebooks (:mod:`hyreslib.results.recons`): what is stored is what the
     files decode to."""
     files = Path(files)
     decoded = ((r["image"], codec.decode((files / f"{r['image']}.hyr").read_bytes()), r["bpp"], r["psnr"], r["ms_ssim"])
@@ -136,7 +136,7 @@ def record_shipped(run: manifest.Run, images: Sequence[tuple[str, torch.Tensor]]
     each model at its own base quality, through real files: stored as reconstructions of the curve
     ``shipped (<group>)`` for the comparison notebooks, and returned as image records whose codec
     is that curve and whose setting is the model's name."""
-    from .. import models
+    from ..pipeline import models
 
     curve, members = models.curve(name)
     records = []

@@ -1,4 +1,4 @@
-"""Figures for the residual-codec notebook, drawn with :mod:`hyreslib.plotting`: the base layer
+"""Figures for the residual-codec notebook, drawn with :mod:`hyreslib.results.plotting`: the base layer
 and its residual, training curves (also live, as an engine ``on_log`` callback), reconstructions
 from real decodes, and rate-distortion points."""
 
@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .. import jpeg as jpeg_io
-from ..images import center_crop
-from ..metrics import bpp, psnr
-from ..plotting import LiveFigure, curve_style, image_grid, plot_curve, rd_axes, residual_gain, signed_map
+from ..codecs import jpeg as jpeg_io
+from ..core.images import center_crop
+from ..results.metrics import bpp, psnr
+from ..results.plotting import LiveFigure, curve_style, image_grid, plot_curve, rd_axes, residual_gain, signed_map
 from .codec import JpegSettings
 
 TRAIN_KEYS = ("rd_loss", "psnr", "bpp_y", "bpp_z")

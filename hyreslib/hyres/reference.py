@@ -3,7 +3,8 @@ initialised) trained by the kit's engine on the same crops, steps and λ as HyRE
 through real files, so a budget study compares like with like::
 
     JpegBase batches (x, base, ...) --ref_step: lambda*255^2*MSE(x_hat, x) + bpp--> engine.train
-    x --pad to 64--> g_a, h_a --> y, z --hyreslib.ans (CompressAI's tables)--> strings --container "BMS1"--> bytes
+    x --pad to 64--> g_a, h_a --> y, z --hyreslib.codecs.ans (CompressAI's tables)--> strings
+      --container "BMS1"--> bytes
 
 The base in each batch is ignored (the reference has no base layer); only ``x`` is used, so the
 crops are exactly HyRES's. Its strings go through the same bounds-checked coder as the kit's own
@@ -20,11 +21,11 @@ import torch.nn.functional as F
 from compressai.models import ScaleHyperprior
 from torch import Tensor
 
-from .. import ans
-from ..container import CorruptStreamError, pack, unpack
-from ..engine import StepFn
-from ..limits import check_size
-from ..metrics import psnr_from_mse
+from ..codecs import ans
+from ..codecs.container import CorruptStreamError, pack, unpack
+from ..core.limits import check_size
+from ..results.metrics import psnr_from_mse
+from ..training.engine import StepFn
 from .residual import likelihood_bits
 
 MAGIC = b"BMS1"

@@ -15,7 +15,7 @@ In training the rate at every position is the likelihood under the parameters of
 codes that position (CompressAI's two-pass forward builds one parameter tensor from the anchor
 pass at anchor positions and the non-anchor pass elsewhere). ``compress`` runs the same two
 passes explicitly (the same symbols and tables as CompressAI's ``CheckerboardLatentCodec.compress``,
-coded with the bounds-checked coder of :mod:`hyreslib.ans`) and writes one string per pass, each
+coded with the bounds-checked coder of :mod:`hyreslib.codecs.ans`) and writes one string per pass, each
 over its own half of the latent; it also returns the integer symbols of y and z, which the file
 format checksums. ``decompress`` returns the residual unclamped.
 
@@ -55,7 +55,7 @@ from compressai.layers import CheckerboardMaskedConv2d, conv1x1
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from .. import ans
+from ..codecs import ans
 from .conditioning import SIDE_CHANNELS, BasePyramid, ConditionalSynthesis
 from .entropy import NearestScaleGaussianConditional, position_scales
 from .entropy import scale_table as make_scale_table

@@ -1,4 +1,4 @@
-"""The HyRES training stages built on :func:`hyreslib.engine.train`: residual-codec phases along a
+"""The HyRES training stages built on :func:`hyreslib.training.engine.train`: residual-codec phases along a
 λ schedule, and refinement with the codec frozen.
 
 Phases (one rate point each) chain from high to low λ; each starts from the previous phase's
@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import distributed, engine, manifest
-from ..data import ImageSet, crop_loader
-from ..engine import TrainSetup
-from ..metrics import psnr_from_mse
+from ..datasets.data import ImageSet, crop_loader
+from ..results import manifest
+from ..results.metrics import psnr_from_mse
+from ..training import distributed, engine
+from ..training.engine import TrainSetup
 from .codec import HyresCodec, JpegSettings, compose
 from .conditioning import side_input
 from .perceptual import PerceptualLoss
@@ -109,7 +110,7 @@ def phase_signature(lmbda: float, settings: JpegSettings, setup: TrainSetup, sta
 
 def load_finished(path: Path, signature: dict, device: str) -> HyresCodec | None:
     """A phase checkpoint written with the same signature, or None (then the phase is trained)."""
-    from ..checkpoint import load_checkpoint
+    from ..core.checkpoint import load_checkpoint
 
     if not path.is_file():
         return None

@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 import torch
 from tqdm.auto import tqdm
 
-from ..data import ImageSet
-from ..engine import TrainSetup
-from ..metrics import bd_rate, bpp, psnr
+from ..datasets.data import ImageSet
+from ..results.metrics import bd_rate, bpp, psnr
+from ..training.engine import TrainSetup
 from .codec import NO_BASE, HyresCodec, JpegSettings
 from .evaluate import evaluate, jpeg_curve, summarize
 from .reference import ReferenceCodec, bmshj2018

@@ -1,4 +1,4 @@
-"""Training the residual codec with :func:`hyreslib.engine.train`.
+"""Training the residual codec with :func:`hyreslib.training.engine.train`.
 
 The JPEG base of every crop is computed by :class:`JpegBase` inside the DataLoader workers, so a
 batch arrives as ``(x, base, jpeg_bpp, quality)`` and the training step only runs the network::
@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import jpeg as jpeg_io
-from ..data import ImageSet
-from ..engine import StepFn, ValFn
-from ..images import center_crop
-from ..metrics import psnr_from_mse
+from ..codecs import jpeg as jpeg_io
+from ..core.images import center_crop
+from ..datasets.data import ImageSet
+from ..results.metrics import psnr_from_mse
+from ..training.engine import StepFn, ValFn
 from .codec import JpegSettings, compose
 from .conditioning import side_input
 from .residual import ResidualCodec, likelihood_bits

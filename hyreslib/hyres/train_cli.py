@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .. import data, distributed
-from ..engine import TrainSetup
+from ..datasets import data
+from ..training import distributed
+from ..training.engine import TrainSetup
 from .codec import HyresCodec, JpegSettings
 from .residual import CONDITIONINGS, PARSES, ResidualCodec, ResidualConfig
 from .stages import Phase, run_schedule

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import torch
 
-from hyreslib import data, distributed, engine
+from hyreslib.datasets import data
 from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig
 from hyreslib.hyres.train import JpegBase, make_step
+from hyreslib.training import distributed, engine
 
 out, steps = Path(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(1)

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hyreslib import distributed
-from hyreslib.engine import TrainConfig, train
+from hyreslib.training import distributed
+from hyreslib.training.engine import TrainConfig, train
 
 out, steps, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 sleep = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0

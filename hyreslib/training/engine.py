@@ -37,8 +37,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.fileio import atomic_write
 from . import distributed
-from .fileio import atomic_write
 from .interrupt import StopRequest, TrainingInterrupted
 
 StepFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]

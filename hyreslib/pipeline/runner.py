@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from . import manifest
-from .data import PROJECT_ROOT, data_root
-from .fileio import atomic_write_json
+from ..core.fileio import atomic_write_json
+from ..core.roots import PROJECT_ROOT, data_root
+from ..results import manifest
 from .profiles import CELL_TIMEOUT, PROFILES, profile_params
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"

@@ -1,7 +1,7 @@
 """One measured rate-distortion point of one image, the same record for every codec of the kit.
 
-``hyres eval``, the classical sweep (:mod:`hyreslib.baselines`), HyRES's evaluation
-(:mod:`hyreslib.hyres.evaluate`), the run's RD tables (:mod:`hyreslib.rd`) and the notebooks all
+``hyres eval``, the classical sweep (:mod:`hyreslib.pipeline.baselines`), HyRES's evaluation
+(:mod:`hyreslib.hyres.evaluate`), the run's RD tables (:mod:`hyreslib.results.rd`) and the notebooks all
 write and read :class:`ImageRecord`; its dictionary form is flat (``bpp_<part>`` keys for the
 parts of the rate), so a list of them is a table::
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .images import png_bytes
+from ..core.images import png_bytes
 from .recons import Reconstruction
 
 ORIGINAL = "original"
@@ -193,7 +193,7 @@ class ReconstructionComparer:
     def _draw(self, path: str | Path | None):
         import matplotlib.pyplot as plt
 
-        from .images import to_uint8
+        from ..core.images import to_uint8
         from .plotting import savefig
 
         first, second = self.views()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .fileio import atomic_write_json, sha256_file
+from ..core.fileio import atomic_write_json, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,7 @@ def _versions() -> dict[str, str]:
     import PIL
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {"hyreslib": __version__, "torch": torch.__version__, "compressai": compressai.__version__,
             "pillow": PIL.__version__, "numpy": np.__version__}

@@ -29,8 +29,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from .data import PROJECT_ROOT, data_root
-from .fileio import CHUNK, atomic_write, remove_stale_parts, sha256_file
+from ..core.fileio import CHUNK, atomic_write, remove_stale_parts, sha256_file
+from ..core.roots import PROJECT_ROOT, data_root
 
 MANIFEST_DIR = PROJECT_ROOT / "data" / "manifests"
 TIMEOUT_S = 10.0  # to connect, and for any silent gap while reading

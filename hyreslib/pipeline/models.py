@@ -19,8 +19,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .data import PROJECT_ROOT
-from .fileio import atomic_write_json
+from ..core.fileio import atomic_write_json
+from ..core.roots import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
 REGISTRY_PATH = MODELS_DIR / "registry.json"
@@ -77,7 +77,7 @@ def model_path(name: str, root: str | Path | None = None, path: Path = REGISTRY_
         raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(models)) or 'none'}")
     entry = models[name]
     if entry.url:
-        from . import download
+        from ..datasets import download
 
         manifest = download.Manifest(name=f"model-{name}", folder=f"cache/models/{name}", kind="http", url=entry.url,
                                      files=(download.FileEntry(entry.file, entry.size, entry.sha256),))
@@ -92,7 +92,7 @@ def model_path(name: str, root: str | Path | None = None, path: Path = REGISTRY_
 
 def load(name: str | None = None, device: str = "cpu", use_refine: bool = True):
     """A registered model as a ready :class:`~hyreslib.hyres.HyresCodec` (the default when None)."""
-    from .hyres.codec import HyresCodec
+    from ..hyres.codec import HyresCodec
 
     name = name or default_name()
     codec = HyresCodec.load(model_path(name), device=device, use_refine=use_refine)
@@ -119,8 +119,8 @@ def by_fingerprint(fingerprint: bytes, path: Path = REGISTRY_PATH, kind: str = H
 def load_predictor(name: str | None = None, path: Path = REGISTRY_PATH):
     """A registered hideNet predictor (the default predictor when None), checked against its
     registered fingerprint: the one every file it codes carries."""
-    from .hidenet.codec import predictor_fingerprint
-    from .hidenet.training import load_predictor as load_checkpoint_file
+    from ..hidenet.codec import predictor_fingerprint
+    from ..hidenet.training import load_predictor as load_checkpoint_file
 
     name = name or default_name(path, PREDICTOR)
     entry = registry(path, kind=None).get(name)
@@ -153,8 +153,8 @@ def ship(checkpoint: str | Path, name: str, source: str, commit: str, descriptio
     encodes and decodes. A float-parse model ships without coding tables (rebuilt on loading: a
     third of the file); an integer-parse model keeps the tables built from its dequantized
     weights, with their digest, so that no machine rebuilds them (which could change the parse)."""
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .hyres.codec import CHECKPOINT_KIND, HyresCodec
+    from ..core.checkpoint import load_checkpoint, save_checkpoint
+    from ..hyres.codec import CHECKPOINT_KIND, HyresCodec
 
     payload = load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)
     state = {k: v.new_empty(0) if k.rsplit(".", 1)[-1] in CODING_TABLES else v
@@ -179,9 +179,9 @@ def ship_predictor(checkpoint: str | Path, name: str, source: str, commit: str, 
     """Copy a trained hideNet predictor into ``models/`` as a compact checkpoint (fp16 weights, int8
     for large kernels, xz) and register it. The fingerprint is that of the shipped, rounded
     predictor: lossless files are bit-exact because encoder and decoder both load this file."""
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .hidenet.codec import predictor_fingerprint
-    from .hidenet.training import CHECKPOINT_KIND, load_predictor as load_checkpoint_file
+    from ..core.checkpoint import load_checkpoint, save_checkpoint
+    from ..hidenet.codec import predictor_fingerprint
+    from ..hidenet.training import CHECKPOINT_KIND, load_predictor as load_checkpoint_file
 
     payload = load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)
     target = path.parent / f"{name}.ckpt"
@@ -197,7 +197,7 @@ def ship_run(run_dir: str | Path, group: str, prefix: str, default_phase: int, p
              ) -> list[ModelEntry]:
     """Ship every λ phase of a run (refined by notebook 04 when it ran, else notebook 03's codecs)
     as the models ``<prefix>-phase<k>`` of one group; ``default_phase`` becomes the default."""
-    from . import manifest
+    from ..results import manifest
 
     notebook, suffix = next((nb, s) for nb, s in (("04_refinement", "_refined_codec"), ("03_lambda_phases", "_codec"))
                             if nb in manifest.available(run_dir))
@@ -214,7 +214,7 @@ def ship_run(run_dir: str | Path, group: str, prefix: str, default_phase: int, p
 def ship_predictor_run(run_dir: str | Path, name: str, path: Path = REGISTRY_PATH) -> ModelEntry:
     """Ship the predictor notebook 01 of a run kept (its lowest validation rate) as the default
     hideNet predictor ``name``."""
-    from . import manifest
+    from ..results import manifest
 
     record = manifest.load(run_dir, "01_pixel_splitting")
     kept = record.metrics["kept_predictor"]

@@ -27,11 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import baselines, data, metrics
-from .device import resolve_device
-from .fileio import atomic_write_bytes, atomic_write_json
-from .images import from_uint8, to_uint8
-from .records import ImageRecord, quality_setting
+from ..codecs import standard
+from ..core.device import resolve_device
+from ..core.fileio import atomic_write_bytes, atomic_write_json
+from ..core.images import from_uint8, to_uint8
+from ..datasets import data
+from ..results import metrics
+from ..results.records import ImageRecord, quality_setting
+from . import baselines
 
 KINDS = ("hyres", "hidenet")
 CURVE_KEYS = {"bpp": "bpp", "psnr-rgb": "psnr", "ms-ssim-rgb": "ms_ssim", "encoding_time": "encode_s",
@@ -60,20 +63,20 @@ class Subject:
 
 
 def classical(name: str, qualities: Sequence[int]) -> Subject:
-    codec = baselines.get_codec(name)
+    codec = standard.get_codec(name)
     settings = [None] if codec.lossless else list(dict.fromkeys(qualities))
     if not settings:
         raise ValueError(f"{name} needs at least one --quality")
 
     def point(q: int | None) -> Point:
         if q is not None:
-            baselines.check_quality(q)  # before any work, not at the first encode
+            standard.check_quality(q)  # before any work, not at the first encode
         return Point(quality_setting(q), lambda x: codec.encode(to_uint8(x), q), lambda b: from_uint8(codec.decode(b)))
     return Subject(name, codec.description, [point(q) for q in settings], f".{name}")
 
 
 def _hyres_point(codec, setting: str) -> Point:
-    from .hyres.evaluate import file_parts
+    from ..hyres.evaluate import file_parts
 
     return Point(setting, codec.encode, codec.decode, file_parts)
 
@@ -81,7 +84,7 @@ def _hyres_point(codec, setting: str) -> Point:
 def hyres(checkpoints: Sequence[str] = (), models_: Sequence[str] = (), device: str = "cpu") -> Subject:
     """HyRES: each checkpoint and each registered model is one point (at its own base quality)."""
     from . import models
-    from .hyres.codec import HyresCodec
+    from ..hyres.codec import HyresCodec
 
     if not checkpoints and not models_:
         raise ValueError("--codec hyres needs a checkpoint (-c CKPT) or a registered model (--model NAME)")
@@ -95,9 +98,9 @@ def hidenet(checkpoint: str | None, model: str | None = None, steps: Sequence[in
     """hideNet with a predictor checkpoint, ``fixed``, or a registered predictor (default: the kit's
     shipped one, as ``hyres hidenet encode`` uses): lossless, plus near-lossless per ``steps``."""
     from . import models
-    from .hidenet.codec import HidenetCodec
-    from .hidenet.predictors import FixedPredictor
-    from .hidenet.training import load_predictor
+    from ..hidenet.codec import HidenetCodec
+    from ..hidenet.predictors import FixedPredictor
+    from ..hidenet.training import load_predictor
 
     if checkpoint == "fixed":
         predictor, what = FixedPredictor(), "fixed"
@@ -168,7 +171,7 @@ def compressai_results(subject: Subject, records: Sequence[ImageRecord], dataset
 
 
 def published_results(names: Sequence[str] | None = None) -> list[dict]:
-    """The published Kodak reference curves (:func:`hyreslib.baselines.load_published`), each in
+    """The published Kodak reference curves (:func:`hyreslib.pipeline.baselines.load_published`), each in
     CompressAI's layout (bpp and PSNR only: the references give no more)."""
     curves = baselines.load_published()["curves"]
     return [{"name": f"{name} (published)", "description": c["source"],
@@ -240,12 +243,13 @@ def add_commands(subparsers) -> None:
         description="Encode every image to bytes, decode those bytes, and write mean bpp, PSNR, MS-SSIM and times "
                     "per RD point in CompressAI's results layout (read by compressai.utils.plot), plus per-image "
                     "records.")
-    p.add_argument("--codec", required=True, choices=[*KINDS, *baselines.CODECS],
+    p.add_argument("--codec", required=True, choices=[*KINDS, *standard.CODECS],
                    help="hyres, hidenet, or a classical codec")
     p.add_argument("-c", "--checkpoint", action="append",
                    help="hyres: a codec checkpoint (repeat: one RD point each); hidenet: a predictor checkpoint or "
                         "'fixed'")
-    p.add_argument("--model", action="append", help="hyres: a registered model (`hyres models list`; repeatable); hidenet: a registered predictor "
+    p.add_argument("--model", action="append",
+                   help="hyres: a registered model (`hyres models list`; repeatable); hidenet: a registered predictor "
                         "(default: the kit's shipped one)")
     p.add_argument("--quality", type=int, nargs="+", help="classical codecs: qualities 1..100 (default 5 10 ... 95)")
     p.add_argument("--step", type=int, nargs="+", help="hidenet: near-lossless steps (odd, >= 3) beside lossless")

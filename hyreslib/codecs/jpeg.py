@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .images import from_uint8, to_uint8
-from .limits import check_size
+from ..core.images import from_uint8, to_uint8
+from ..core.limits import check_size
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 # torchvision's nvJPEG encoder does not expose chroma subsampling; it writes 4:2:0 files.
@@ -66,7 +66,7 @@ def encode_array(arr: np.ndarray, quality: int, subsampling: str = "4:2:0", opti
 
 def decode_array(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Decode JPEG bytes to an (H, W, 3) uint8 RGB array with libjpeg-turbo. The size in the JPEG
-    header is checked against ``max_pixels`` (:mod:`hyreslib.limits`) before any pixel is decoded."""
+    header is checked against ``max_pixels`` (:mod:`hyreslib.core.limits`) before any pixel is decoded."""
     try:
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
             check_size(*img.size, max_pixels, what="JPEG stream")

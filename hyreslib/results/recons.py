@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from ..core.fileio import atomic_write_json
+from ..core.images import load_image, save_image
 from . import manifest
-from .fileio import atomic_write_json
-from .images import load_image, save_image
 
 PREFIX = "recon:"
 

@@ -17,7 +17,7 @@ import pytorch_msssim
 from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 from scipy.interpolate import PchipInterpolator
 
-from .images import quantize_8bit
+from ..core.images import quantize_8bit
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:

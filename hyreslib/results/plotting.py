@@ -15,7 +15,7 @@ matplotlib.rcParams["svg.hashsalt"] = "hyres-kit"  # stable SVG element ids
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .images import to_uint8  # noqa: E402
+from ..core.images import to_uint8  # noqa: E402
 
 COMMITTED_PROFILES = ("cpu", "full")  # runs whose figures are committed under figures/<profile>/
 METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
@@ -38,7 +38,7 @@ def savefig(fig: plt.Figure, stem: str | Path, formats: Iterable[str] = ("png", 
 def figures_dir(profile: str, run_dir: Path) -> Path:
     """Where a notebook's figures go: ``figures/<profile>/`` in the project for the profiles whose
     figures are committed (the README shows them), else the notebook's own run folder."""
-    from .data import PROJECT_ROOT
+    from ..core.roots import PROJECT_ROOT
 
     return PROJECT_ROOT / "figures" / profile if profile in COMMITTED_PROFILES else run_dir / "figures"
 

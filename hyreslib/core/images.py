@@ -49,7 +49,7 @@ def to_rgb(img: Image.Image, name: str = "image") -> Image.Image:
 
 def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
     """Read an image file as a (3, H, W) float tensor in [0, 1]. Its size is checked against
-    ``max_pixels`` (:mod:`hyreslib.limits`) before its pixels are decoded."""
+    ``max_pixels`` (:mod:`hyreslib.core.limits`) before its pixels are decoded."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not an image file")

@@ -1,8 +1,8 @@
 """Rate-distortion curves gathered from a run, and Bjøntegaard tables between them.
 
-Every measured point of the kit reaches here as a per-image record (:class:`~hyreslib.records.ImageRecord`
+Every measured point of the kit reaches here as a per-image record (:class:`~hyreslib.results.records.ImageRecord`
 as a dictionary: ``codec`` names the curve, ``setting`` the point; classical codecs from notebook 00,
-reconstructions saved by the other notebooks through :mod:`hyreslib.recons`). Curves are means over
+reconstructions saved by the other notebooks through :mod:`hyreslib.results.recons`). Curves are means over
 images per point, restricted to the images every curve has, so that all curves in one table or figure
 describe the same images.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write_bytes
+from ..core.fileio import atomic_write_bytes
 from .metrics import bd_psnr, bd_rate
 from .recons import Reconstruction
 from .records import ImageRecord

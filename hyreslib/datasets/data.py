@@ -14,7 +14,6 @@ to ``embedded`` when nothing else is present, and every dataset can say what it 
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .distributed import make_loader
+from ..training.distributed import make_loader
 
-from .images import IMAGE_SUFFIXES, from_uint8, load_image
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from ..core.images import IMAGE_SUFFIXES, from_uint8, load_image
+from ..core.roots import data_root
 
 # scikit-image's bundled photographs, no image in two splits. The test images share no scene with
 # training or validation. Training holds the natural photographs and textures (greyscale ones as
@@ -44,23 +42,6 @@ EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
 }
 LAYOUT = {"kodak": {"test": "kodak"},
           "cid22": {"train": "train/cid22/training", "validation": "train/cid22/validation"}}
-
-
-def data_root(root: str | Path | None = None) -> Path:
-    """The data folder: ``root`` if given, else ``$HYRES_DATA``, else the project's ``data/``.
-
-    A ``$HYRES_DATA`` that names no folder is an error, not a reason to fall back to the embedded
-    photographs: a mistyped path would otherwise give hours of training on the wrong data."""
-    if root:
-        return Path(root).expanduser().resolve()
-    env = os.environ.get("HYRES_DATA")
-    if env:
-        path = Path(env).expanduser().resolve()
-        if not path.is_dir():
-            raise NotADirectoryError(f"HYRES_DATA={env!r} names no folder (from {Path.cwd()}: {path}); point it at "
-                                     "the folder holding kodak/ and train/cid22/, or unset it for the embedded images")
-        return path
-    return PROJECT_ROOT / "data"
 
 
 def _embedded_image(name: str) -> np.ndarray:

@@ -9,7 +9,8 @@ a JPEG, rANS strings...). The overhead is 10 bytes plus one to three bytes per c
 counted in every reported bpp because it is part of the file.
 
 Every malformed input raises :class:`CorruptStreamError` (a ``ValueError``) with a message that
-says what is wrong (a stream for another model: its subclass :class:`ModelMismatchError`); no input makes the reader allocate more than the input size or loop.
+says what is wrong (a stream for another model: its subclass :class:`ModelMismatchError`); no input
+makes the reader allocate more than the input size or loop.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""What commands and notebooks drive: profiles, the notebook runner, the classical sweep, the shipped models."""

@@ -1,0 +1,1 @@
+"""One training loop for every stage, its distributed launch and clean interruption."""
