@@ -10,9 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from test_hidenet_predictors import perturbed  # noqa: E402
 
-from hyreslib.core.images import to_uint8  # noqa: E402
+from hyreslib.core.images import from_uint8, to_uint8  # noqa: E402
 from hyreslib.datasets.data import embedded  # noqa: E402
 from hyreslib.hidenet import evaluate, figures, split  # noqa: E402
+from hyreslib.hidenet.codec import HidenetCodec  # noqa: E402
 from hyreslib.hidenet.predictors import CNNP, FixedPredictor  # noqa: E402
 
 
@@ -35,15 +36,14 @@ def test_image_figures(image):
     assert "cnnp error (x4)" in _texts(fig) and "fixed prediction" in _texts(fig)
     with pytest.raises(ValueError, match="colour spaces"):
         figures.predictions(image, FixedPredictor("ycocg-r"), learned, "cnnp", "t")
-    rgb = to_uint8(image)
-    from hyreslib.hidenet import codec
-
-    data = codec.encode(rgb, fixed, levels=4)
-    fig = figures.progressive(evaluate.progressive(rgb, data, counts=[0, 4]))
+    x = from_uint8(to_uint8(image))
+    codec = HidenetCodec(fixed, levels=4)
+    data = codec.encode(x)
+    fig = figures.progressive(evaluate.progressive(x, data, codec, counts=[0, 4]))
     assert "(4 levels)" in _texts(fig)
     parts = evaluate.level_bytes(data)
-    fig = figures.bits_per_part(parts, rgb.size, "bits")
-    assert [round(p.get_height(), 6) for p in fig.axes[0].patches] == [round(8 * v / rgb.size, 6) for v in
+    fig = figures.bits_per_part(parts, x.numel(), "bits")
+    assert [round(p.get_height(), 6) for p in fig.axes[0].patches] == [round(8 * v / x.numel(), 6) for v in
                                                                        parts.values()]
     plt.close("all")
 
