@@ -19,6 +19,7 @@ from hyreslib.core.images import from_uint8, load_image, to_uint8
 from hyreslib.datasets import data
 from hyreslib.hyres import HyresCodec, JpegSettings, ResidualCodec, ResidualConfig
 from hyreslib.pipeline import baselines
+from hyreslib.pipeline.evaluation import checkpoint_labels
 from hyreslib.results import metrics
 from hyreslib.results.records import ImageRecord
 
@@ -106,6 +107,19 @@ def test_hyres_checkpoint_through_files(tmp_path, folder, checkpoint):
         assert set(r.parts) == {"jpeg", "z", "y", "container"} and r.parts["y"] > 0
         assert sum(r.parts.values()) == pytest.approx(r.bpp)
     assert _plot(tmp_path, tmp_path / "r.json")[0]["name"] == "HyRES"
+
+
+def test_checkpoints_of_one_name_stay_apart(tmp_path, folder, checkpoint):
+    """A λ schedule keeps each phase as phaseN/codec.ckpt: each is its own RD point."""
+    for phase in ("phase1", "phase2"):
+        (tmp_path / phase).mkdir()
+        (tmp_path / phase / "codec.ckpt").write_bytes(checkpoint.read_bytes())
+    doc, records = _eval(tmp_path, "--codec", "hyres", "-c", str(tmp_path / "phase1" / "codec.ckpt"),
+                         "-c", str(tmp_path / "phase2" / "codec.ckpt"), "--dataset", str(folder))
+    assert sorted(doc["settings"]) == ["phase1/codec", "phase2/codec"] and len(records) == 4
+    assert checkpoint_labels(["a/x.ckpt", "b/y.ckpt"]) == ["x", "y"]
+    with pytest.raises(ValueError, match="named twice"):
+        checkpoint_labels(["a/x.ckpt", "a/x.ckpt"])
 
 
 def test_shipped_model_by_name(tmp_path, folder):

@@ -81,6 +81,19 @@ def _hyres_point(codec, setting: str) -> Point:
     return Point(setting, codec.encode, codec.decode, file_parts)
 
 
+def checkpoint_labels(paths: Sequence[str]) -> list[str]:
+    """The shortest trailing parts of each path (suffix dropped) that tell the paths apart: a λ
+    schedule keeps every phase's checkpoint as ``phaseN/codec.ckpt``, so stems alone would merge them."""
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for depth in range(1, max(map(len, parts), default=0) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    if parts:
+        raise ValueError("the same checkpoint is named twice")
+    return []
+
+
 def hyres(checkpoints: Sequence[str] = (), models_: Sequence[str] = (), device: str = "cpu") -> Subject:
     """HyRES: each checkpoint and each registered model is one point (at its own base quality)."""
     from . import models
@@ -88,7 +101,8 @@ def hyres(checkpoints: Sequence[str] = (), models_: Sequence[str] = (), device: 
 
     if not checkpoints and not models_:
         raise ValueError("--codec hyres needs a checkpoint (-c CKPT) or a registered model (--model NAME)")
-    points = [_hyres_point(HyresCodec.load(c, device=device), Path(c).stem) for c in checkpoints]
+    points = [_hyres_point(HyresCodec.load(c, device=device), label)
+              for c, label in zip(checkpoints, checkpoint_labels(checkpoints))]
     points += [_hyres_point(models.load(m, device=device), m) for m in models_]
     what = ", ".join([*map(str, checkpoints), *models_])
     return Subject("HyRES", f"HyRES (JPEG base + learned residual): {what}", points, ".hyr")
