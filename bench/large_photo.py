@@ -66,24 +66,19 @@ def child(args: argparse.Namespace) -> None:
     (bytes) and the decoder's estimate."""
     kind, path, what = args.child[0], Path(args.child[1]), args.child[2]
     warnings.filterwarnings("ignore")
-    rgb = photo(args.size)
-    estimate = 0
+    from hyreslib.core.images import from_uint8
+
+    x = from_uint8(photo(args.size))
     if kind == "hidenet":
-        from hyreslib.hidenet import codec
+        from hyreslib.hidenet.codec import HidenetCodec
         from hyreslib.hidenet.predictors import CNNP
 
         torch.manual_seed(0)
-        model = CNNP(width=args.hidenet_width, levels=8)
-        run = (lambda: path.write_bytes(codec.encode(rgb, model, levels=8))) if what == "encode" else \
-            (lambda: codec.decode(data, model))
-        estimate = codec.working_memory(*rgb.shape[:2], model)
+        model = HidenetCodec(CNNP(width=args.hidenet_width, levels=8), levels=8)
     else:
-        from hyreslib.core.images import from_uint8
-
         model = hyres_codec(args, kind == "hyres tiled")
-        x = from_uint8(rgb)
-        run = (lambda: path.write_bytes(model.encode(x))) if what == "encode" else (lambda: model.decode(data))
-        estimate = model.working_memory(*rgb.shape[:2])
+    run = (lambda: path.write_bytes(model.encode(x))) if what == "encode" else (lambda: model.decode(data))
+    estimate = model.working_memory(*x.shape[-2:])
     data = path.read_bytes() if what == "decode" else b""
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()

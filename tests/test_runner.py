@@ -32,11 +32,11 @@ def nbdir(tmp_path):
     return d
 
 
-WRITE = ("from hyreslib import manifest\n"
+WRITE = ("from hyreslib.results import manifest\n"
          "run = manifest.start(run_dir, '00_a', profile=profile, seed=seed, device='cpu', params={'steps': steps})\n"
          "p = run.path('out.txt'); p.write_text(str(steps * 2)); run.add_artifact('out', p)\n"
          "run.metrics['double'] = steps * 2\nrun.save()")
-READ = ("from hyreslib import manifest\n"
+READ = ("from hyreslib.results import manifest\n"
         "m = manifest.load(run_dir, '00_a')\nassert m.metrics['double'] == int(m.artifact('out').read_text())\n"
         "run = manifest.start(run_dir, '01_b', profile=profile, seed=seed, device='cpu')\n"
         "run.metrics['seen'] = m.metrics['double']\nrun.save()")
