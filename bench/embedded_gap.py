@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hyreslib.datasets import data  # noqa: E402
 from hyreslib.hyres import JpegSettings, ResidualCodec, ResidualConfig  # noqa: E402
 from hyreslib.hyres.evaluate import evaluate, summarize  # noqa: E402
-from hyreslib.hyres.stages import Budget, train_residual  # noqa: E402
+from hyreslib.hyres.stages import train_residual  # noqa: E402
+from hyreslib.training.engine import TrainSetup  # noqa: E402
 
 OLD_SPLIT = ["astronaut", "motorcycle_left", "hubble_deep_field", "immunohistochemistry", "retina"]
 
@@ -45,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     train = (data.ImageSet("embedded", "train", OLD_SPLIT, "the old embedded split") if args.split == "old"
              else data.embedded("train"))
-    budget = Budget(steps=args.steps, crop=128, batch=8, lr=3e-3, rate_warmup=0.2, log_every=25, seed=args.seed)
+    setup = TrainSetup(steps=args.steps, crop=128, batch=8, lr=3e-3, rate_warmup=0.2, log_every=25, seed=args.seed)
     model = ResidualCodec(ResidualConfig(N=32, M=48, depth=4))
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.csv"
         codec, _ = train_residual(model, args.lmbda, JpegSettings(quality=args.quality), train,
-                                  data.embedded("validation"), budget, log_csv=log, desc=args.split)
+                                  data.embedded("validation"), setup, log_csv=log, desc=args.split)
         rows = list(csv.DictReader(log.open()))
     crops_y = float(np.mean([float(r["bpp_y"]) for r in rows[-max(1, len(rows) // 5):]]))
     test = summarize(evaluate(codec, data.embedded("test"), progress=False))

@@ -56,3 +56,22 @@ def test_large_photo_bench_measures_every_codec_whole_and_tiled():
     for kind in ("hyres whole", "hyres tiled", "hidenet"):
         for step in ("encode", "decode"):
             assert any(line.startswith(kind) and f" {step} " in line for line in done.stdout.splitlines()), (kind, step)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_every_bench_script_imports_and_parses_its_options(script):
+    """A bench that no test runs end to end still imports what it names (a module or name that moved or
+    went away fails here, not in a user's hands)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "usage" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_embedded_gap_bench_trains_and_reports():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "embedded_gap.py"), "--steps", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["split"] == "new" and result["test_bpp"] > 0 and 10 < result["test_psnr"] < 60
