@@ -234,6 +234,12 @@ def run_all_cells(browser) -> list[str]:
     raise AssertionError(f"Run All Cells did not start the notebook; dialogs seen: {dialogs}")
 
 
+def _act(action: Callable[[], object], what: str) -> None:
+    """Do ``action`` once it finds live elements: a control re-rendered between finding and using it
+    (stale) is found again. Only for idempotent actions (choosing an option, clicking a mode button)."""
+    _wait(lambda: action() or True, 10, what)
+
+
 def test_notebook_06_viewer_in_a_real_browser(lab, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -256,43 +262,47 @@ def test_notebook_06_viewer_in_a_real_browser(lab, browser):
             By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator")]
         raise AssertionError(f"{exc}; kernel status {status}; cell outputs:\n{outputs[-3000:]}") from None
     # controls: image / A / B dropdowns, three mode buttons, zoom and centre sliders (wipe hidden)
-    image, left, right = v.chosen()
-    assert [o.text for o in v.selects()[0].options] == list(IMAGES) and image == IMAGES[0]
+    # each read is retried while the widget re-renders under it (a stale element is "not yet", not a failure)
+    image, left, right = _wait(v.chosen, 10, "the chosen image and pair")
+    assert _wait(lambda: [o.text for o in v.selects()[0].options], 10, "the image list") == list(IMAGES)
+    assert image == IMAGES[0]
     assert (left, right) == ("JPEG base q1", "HyRES λ=0.002 (stand-in)")  # the default pair: base vs best HyRES
-    assert [b.text for b in v.find(".widget-toggle-button")] == ["side by side", "wipe", "difference ×4"]
-    assert len([s for s in v.find(".widget-slider") if s.is_displayed()]) == 3
+    assert _wait(lambda: [b.text for b in v.find(".widget-toggle-button")], 10, "the mode buttons") == [
+        "side by side", "wipe", "difference ×4"]
+    assert len(_wait(lambda: [s for s in v.find(".widget-slider") if s.is_displayed()], 10, "the sliders")) == 3
     assert "bpp" in v.caption() and "dB" in v.caption() and image in v.caption()
     pics = v.pictures()
     assert pics[0] != pics[1]
 
     # B: another reconstruction; the second picture changes, A's stays
-    v.selects()[2].select_by_visible_text("HyRES λ=0.045 (stand-in)")
+    _act(lambda: v.selects()[2].select_by_visible_text("HyRES λ=0.045 (stand-in)"), "choosing B")
     after_b = v.until(lambda p: p[1] not in (None, pics[1]), "picture B to change")
     assert after_b[0] == pics[0]
     _wait(lambda: "λ=0.045" in v.caption(), 10, "the caption to name the new B")
-    chosen = v.chosen()[1:]
+    chosen = _wait(v.chosen, 10, "the new choice")[1:]
 
     # image: both pictures change, the A/B choice survives
-    v.selects()[0].select_by_visible_text(IMAGES[1])
+    _act(lambda: v.selects()[0].select_by_visible_text(IMAGES[1]), "choosing the image")
     v.until(lambda p: None not in p and p[0] != after_b[0] and p[1] != after_b[1], "both pictures of the new image")
-    assert v.chosen() == [IMAGES[1], *chosen]
+    assert _wait(v.chosen, 10, "the choice") == [IMAGES[1], *chosen]
     _wait(lambda: IMAGES[1] in v.caption(), 10, "the caption to name the new image")
 
     # mode: wipe shows one picture and the wipe slider; moving the cut changes it
-    next(b for b in v.find(".widget-toggle-button") if b.text == "wipe").click()
+    _act(lambda: next(b for b in v.find(".widget-toggle-button") if b.text == "wipe").click(), "the wipe button")
     wiped = v.until(lambda p: p[0] is not None and p[1] is None, "the single wipe picture")
-    assert v.readout("wipe") == "0.50"
+    assert _wait(lambda: v.readout("wipe"), 10, "the wipe readout") == "0.50"
     v.nudge("wipe", Keys.ARROW_LEFT, 20)
     _wait(lambda: v.readout("wipe") != "0.50", 10, "the wipe slider to move")
     v.until(lambda p: p[0] not in (None, wiped[0]), "the wipe cut to move")
 
     # zoom: back to side by side, zoom 3; both pictures change, the choice still holds
-    next(b for b in v.find(".widget-toggle-button") if b.text == "side by side").click()
+    _act(lambda: next(b for b in v.find(".widget-toggle-button") if b.text == "side by side").click(),
+         "the side-by-side button")
     side = v.until(lambda p: None not in p, "two pictures again")
     v.nudge("zoom ×", Keys.ARROW_RIGHT, 2)
     _wait(lambda: v.readout("zoom ×") == "3", 10, "zoom 3")
     v.until(lambda p: None not in p and p[0] != side[0] and p[1] != side[1], "both pictures zoomed")
-    assert v.chosen() == [IMAGES[1], *chosen]
+    assert _wait(v.chosen, 10, "the choice") == [IMAGES[1], *chosen]
 
     # no error anywhere: notebook outputs, browser console; the interactive run kept to its own folder
     stderr = browser.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.stderr']")
