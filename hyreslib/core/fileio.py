@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,12 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any],
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def safe_name(label: str, fallback: str) -> str:
+    """``label`` as one file or folder name (anything but letters, digits, ``.``, ``_`` and ``-``
+    becomes ``_``); ``fallback`` when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or fallback
 
 
 def read_input(path: str | Path) -> bytes:

@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import multiprocessing
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from ..core.images import from_uint8, to_uint8
 from ..core.roots import PROJECT_ROOT
 from ..datasets.data import ImageSet, test_set
 from ..results import metrics, rd
-from ..results.records import ImageRecord, quality_setting
+from ..results.records import ImageRecord, measure_file, quality_setting
 
 PUBLISHED_KODAK = PROJECT_ROOT / "data" / "reference" / "kodak_published.json"
 # The grid of CompressAI's published JPEG and WebP curves (19 points; matched by measurement).
@@ -66,19 +65,10 @@ def jxl_at_psnr(arr: np.ndarray, target: float, steps: int = 6) -> tuple[bytes, 
 
 def measure(codec: Codec, arr: np.ndarray, quality: int | None, image: str = "") -> ImageRecord:
     """Encode and decode one (H, W, 3) uint8 image; rate from the bytes, quality from the pixels."""
-    t0 = time.perf_counter()
-    data = codec.encode(arr, quality)
-    t1 = time.perf_counter()
-    rec = codec.decode(data)
-    t2 = time.perf_counter()
-    if rec.shape != arr.shape:
-        raise RuntimeError(f"{codec.name} decoded a {rec.shape} image from a {arr.shape} input")
-    x, y = from_uint8(arr), from_uint8(rec)
-    h, w = arr.shape[:2]
     q = None if codec.lossless else int(quality)
-    return ImageRecord(image, codec.name, quality_setting(q), metrics.bpp(len(data), h, w), float(metrics.psnr(x, y)),
-                       float(metrics.ms_ssim(x, y)), len(data), w, h, t1 - t0, t2 - t1,
-                       extra={"quality": q, "description": codec.description})
+    return measure_file(image, codec.name, quality_setting(q), from_uint8(arr), lambda _: codec.encode(arr, quality),
+                           lambda data: from_uint8(codec.decode(data)),
+                           extra={"quality": q, "description": codec.description})[0]
 
 
 def _settings(codecs: Sequence[str], qualities: Sequence[int]) -> list[tuple[Codec, int | None]]:

@@ -17,8 +17,6 @@ takes them (PSNR averaged in dB, not computed from a mean MSE); points are in as
 from __future__ import annotations
 
 import argparse
-import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +27,10 @@ from tqdm.auto import tqdm
 
 from ..codecs import standard
 from ..core.device import resolve_device
-from ..core.fileio import atomic_write_bytes, atomic_write_json
+from ..core.fileio import atomic_write_bytes, atomic_write_json, safe_name
 from ..core.images import from_uint8, to_uint8
 from ..datasets import data
-from ..results import metrics
-from ..results.records import ImageRecord, quality_setting
+from ..results.records import ImageRecord, measure_file, quality_setting
 from . import baselines
 
 KINDS = ("hyres", "hidenet")
@@ -133,24 +130,10 @@ def hidenet(checkpoint: str | None, model: str | None = None, steps: Sequence[in
 
 def measure(subject: Subject, point: Point, image: str, x: torch.Tensor, files: Path | None = None) -> ImageRecord:
     """Encode ``x`` to bytes, decode those bytes, and measure (files kept under ``files``)."""
-    t0 = time.perf_counter()
-    data_ = point.encode(x)
-    t1 = time.perf_counter()
-    x_hat = point.decode(data_)
-    t2 = time.perf_counter()
-    if x_hat.shape != x.shape:
-        raise RuntimeError(f"{subject.name} {point.setting} decoded {image} to {tuple(x_hat.shape)}, "
-                           f"not {tuple(x.shape)}")
+    record, data_ = measure_file(image, subject.name, point.setting, x, point.encode, point.decode, point.parts)
     if files is not None:
-        atomic_write_bytes(files / _slug(point.setting) / f"{image}{subject.suffix}", data_)
-    h, w = x.shape[-2:]
-    return ImageRecord(image, subject.name, point.setting, metrics.bpp(len(data_), h, w), float(metrics.psnr(x_hat, x)),
-                       float(metrics.ms_ssim(x_hat, x)), len(data_), w, h, t1 - t0, t2 - t1,
-                       {k: metrics.bpp(v, h, w) for k, v in point.parts(data_).items()})
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "point"
+        atomic_write_bytes(files / safe_name(point.setting, "point") / f"{image}{subject.suffix}", data_)
+    return record
 
 
 def evaluate(subject: Subject, images: data.ImageSet, files: str | Path | None = None,
@@ -246,7 +229,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"wrote {atomic_write_json(out, doc)} (CompressAI layout) and {records_path} (per image)")
         if args.published:
             for ref in published_results():
-                path = out.with_name(f"{out.stem}.published-{_slug(ref['name'].removesuffix(' (published)'))}.json")
+                slug = safe_name(ref["name"].removesuffix(" (published)"), "point")
+                path = out.with_name(f"{out.stem}.published-{slug}.json")
                 print(f"wrote {atomic_write_json(path, ref)}")
     return 0
 

@@ -11,14 +11,13 @@ with each image's bpp (from the real file) and quality, registered in its manife
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..core.fileio import atomic_write_json
+from ..core.fileio import atomic_write_json, safe_name
 from ..core.images import load_image, save_image
 from . import manifest
 
@@ -40,15 +39,11 @@ class Reconstruction:
         return load_image(self.path)
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "recon"
-
-
 def save(run: manifest.Run, label: str, items: Iterable[tuple[str, torch.Tensor, float, float, float | None]],
          curve: str | None = None) -> Path:
     """Store (image name, decoded tensor, bpp, psnr, ms_ssim) rows under ``label`` as one point
     of ``curve`` (default: the label itself); returns the index path."""
-    folder = run.path(f"recon/{_slug(label)}/x").parent
+    folder = run.path(f"recon/{safe_name(label, 'recon')}/x").parent
     rows = []
     for name, img, bpp, psnr, msssim in items:
         png = save_image(img, folder / f"{name}.png")

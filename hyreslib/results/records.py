@@ -14,8 +14,14 @@ image, ``curve``/``point`` or ``quality`` for codec and setting, ``bpp_header`` 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+import torch
+
+from . import metrics
 
 # Older key -> current key, for results files written before the record was one type.
 _OLD_KEYS = {"name": "image", "curve": "codec", "point": "setting", "bpp_header": "bpp_container"}
@@ -69,3 +75,22 @@ class ImageRecord:
     @property
     def lossless(self) -> bool:
         return math.isinf(self.psnr)
+
+
+def measure_file(image: str, codec: str, setting: str, x: torch.Tensor, encode: Callable[[torch.Tensor], bytes],
+            decode: Callable[[bytes], torch.Tensor], parts: Callable[[bytes], dict[str, int]] | None = None,
+            extra: dict[str, Any] | None = None) -> tuple[ImageRecord, bytes]:
+    """Encode ``x`` to bytes, decode those bytes alone, time both: the record (rate from the bytes,
+    quality from the decoded pixels, ``parts`` of the file in bytes -> bpp) and the file."""
+    t0 = time.perf_counter()
+    data = encode(x)
+    t1 = time.perf_counter()
+    x_hat = decode(data)
+    t2 = time.perf_counter()
+    if x_hat.shape != x.shape:
+        raise RuntimeError(f"{codec} {setting} decoded {image} to {tuple(x_hat.shape)}, not {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    record = ImageRecord(image, codec, setting, metrics.bpp(len(data), h, w), float(metrics.psnr(x_hat, x)),
+                         float(metrics.ms_ssim(x_hat, x)), len(data), w, h, t1 - t0, t2 - t1,
+                         {k: metrics.bpp(v, h, w) for k, v in (parts(data) if parts else {}).items()}, extra or {})
+    return record, data
