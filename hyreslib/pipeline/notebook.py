@@ -18,11 +18,10 @@ from typing import Any
 import torch
 
 from ..core.device import describe_device, resolve_device
-from ..core.roots import PROJECT_ROOT
 from ..datasets import data
 from ..results import manifest
+from .runner import NOTEBOOKS_DIR
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 OWN_FIELDS = ("profile", "run_dir", "seed", "device")  # manifest fields of their own, not params
 
 
