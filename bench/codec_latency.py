@@ -3,7 +3,8 @@ Cheng2020AnchorCheckerboard (the same two-pass checkerboard context as HyRES) at
 the zoo's N = M = 192, and mbt2018 (serial autoregressive context, quality 3), on one 768x512 image, in one run.
 
     .venv/bin/python bench/codec_latency.py [--device cpu|cuda|auto] [--checkpoint CKPT | --model NAME]
-                                            [--N 128 --M 192 --conditioning none|base --refine-width 0]
+                                            [--N 128 --M 192 --conditioning none|base --refine-width 0
+                                             --refine-stride 1]
                                             [--image PATH] [--repeat 3] [--threads 2] [--peers all|same]
                                             [--json OUT]
 
@@ -11,8 +12,10 @@ HyRES times cover the whole codec (JPEG encode + canonical decode, residual codi
 decode: JPEG decode, residual decode, reconstruction, refiner); the CompressAI times cover
 ``compress``/``decompress`` of the padded image. A HyRES codec that knows its λ encodes by
 choosing among its coding modes, which decodes each candidate picture (a synthesis per mode with a
-latent; the peers' ``compress`` runs no synthesis), so encode is timed twice: with that mode search,
-and in the mode it chose (``encode_detailed(mode=...)``). Each model is run once to warm up, then
+latent; the peers' ``compress`` runs no synthesis). It searches the modes it kept on validation data
+(``HyresCodec.modes``); when those are not all, a second row times the search over every mode, and
+when they are several, a third the mode it chose alone (``encode_detailed(mode=...)``, the same
+file). Each model is run once to warm up, then
 ``--repeat`` times, every codec in turn in each round; the median is reported. The ratio columns are
 HyRES / peer, measured in the same run.
 
@@ -29,6 +32,7 @@ is therefore followed by a gain that scales the latent to a standard deviation o
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -110,15 +114,16 @@ def hyres_codec(args, x: torch.Tensor, device: torch.device) -> tuple[HyresCodec
         return HyresCodec.load(path, device=device), f"{args.checkpoint or args.model}"
     torch.manual_seed(0)
     config = ResidualConfig(N=args.N, M=args.M, conditioning=args.conditioning)
-    refine = MultiScaleRefine(args.refine_width) if args.refine_width else None
+    refine = MultiScaleRefine(args.refine_width, args.refine_stride) if args.refine_width else None
     codec = HyresCodec(ResidualCodec(config), refine=refine, device=device)
     with torch.no_grad():
         _, base = codec.base_layer(x)
         cond = codec._cond(base, codec.jpeg.quality)
         latent = codec.residual.analyse(codec._residual_input(x, base), cond)
     scale_latent(codec.residual, latent, args.latent_std)
-    return codec, (f"untrained N={args.N} M={args.M} {args.conditioning} conditioning, refiner width "
-                   f"{args.refine_width or 'none'}, latent std scaled to {args.latent_std}")
+    refiner = f"width {args.refine_width}, stride {args.refine_stride}" if args.refine_width else "none"
+    return codec, (f"untrained N={args.N} M={args.M} {args.conditioning} conditioning, refiner {refiner}, "
+                   f"latent std scaled to {args.latent_std}")
 
 
 def bench_hyres(args, x: torch.Tensor, device: torch.device) -> list[dict]:
@@ -127,11 +132,19 @@ def bench_hyres(args, x: torch.Tensor, device: torch.device) -> list[dict]:
     cfg = codec.residual.config
     row = {"params": sum(p.numel() for p in codec.residual.parameters()), "bytes": len(encoded.data),
            "N": cfg.N, "M": cfg.M}
-    search = "modes " + "/".join(bitstream.MODES) if codec.lmbda is not None else "latent only: no λ"
+    search = "modes " + "/".join(codec.modes) if codec.lmbda is not None else "latent only: no λ"
     rows = [{**row, "model": "HyRES", "encode": lambda: codec.encode_detailed(x),
              "decode": lambda: codec.decode(encoded.data),
              "note": f"{note}; encode = mode search ({search}), chose {encoded.mode}"}]
-    if codec.lmbda is not None:
+    if codec.lmbda is not None and codec.modes != bitstream.MODES:
+        full = copy.copy(codec)
+        full.modes = bitstream.MODES
+        chose = full.encode_detailed(x).mode
+        rows.append({**row, "model": "HyRES, every mode searched", "encode": lambda: full.encode_detailed(x),
+                     "decode": lambda: codec.decode(encoded.data),
+                     "note": f"the search over {'/'.join(bitstream.MODES)}, not only the modes the model kept on "
+                             f"validation data; chose {chose}"})
+    if codec.lmbda is not None and len(codec.modes) > 1:
         rows.append({**row, "model": f"HyRES, {encoded.mode} mode only",
                      "encode": lambda: codec.encode_detailed(x, mode=encoded.mode),
                      "decode": lambda: codec.decode(encoded.data),
@@ -146,7 +159,8 @@ def bench_hyres(args, x: torch.Tensor, device: torch.device) -> list[dict]:
 
         rows.append({**row, "model": "HyRES without its refiner", "encode": lambda: codec.encode_detailed(x),
                      "decode": bare_decode,
-                     "note": f"the same model and file, no refiner (width {codec.refine.width}) when decoding"})
+                     "note": f"the same model and file, no refiner (width {codec.refine.width}, stride "
+                             f"{codec.refine.stride}) when decoding"})
     return rows
 
 
@@ -201,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--M", type=int, default=192, help="untrained model: latent channels")
     p.add_argument("--conditioning", default="none", help="untrained model: none | base")
     p.add_argument("--refine-width", type=int, default=0, help="untrained model: refiner width (0: none)")
+    p.add_argument("--refine-stride", type=int, default=1, help="untrained model: refiner stride (2: half resolution)")
     p.add_argument("--image", help="image file (default: kodim01, else an embedded photo resized to 768x512)")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per model after one warm-up (median)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")

@@ -6,7 +6,7 @@ against HyRES in tiles (``HyresCodec.tiling``), and hideNet, at the same sizes, 
                                           [--threads 2]
     # the paper-scale model on a 24-MP photo, tiled only (whole-image would need far more than 8 GB):
     .venv/bin/python bench/large_photo.py --sizes 24 --N 128 --M 192 --conditioning base \\
-                                          --refine-width 64 --untiled-max-mp 0
+                                          --refine-width 64 --untiled-max-mp 0 --codecs "hyres tiled"
 
 Every encode and every decode runs in a fresh child process; its peak RSS (``ru_maxrss``, which
 counts PyTorch's allocations, unlike tracemalloc) is reported whole and as the working part above
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--untiled-max-mp", type=float, default=4.0, help="whole-image HyRES only up to this size")
     p.add_argument("--hidenet-width", type=int, default=16, help="hideNet CNNP predictor width")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads in each child")
+    p.add_argument("--codecs", nargs="+", choices=KINDS, default=list(KINDS), metavar="CODEC",
+                   help=f"which of {', '.join(repr(k) for k in KINDS)} to run (default: all)")
     p.add_argument("--size", type=float, help=argparse.SUPPRESS)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'MiB/MP':>7s} {'estimate MiB':>12s}")
     with tempfile.TemporaryDirectory() as tmp:
         for mp in args.sizes:
-            for kind in KINDS:
+            for kind in args.codecs:
                 if kind == "hyres whole" and mp > args.untiled_max_mp:
                     continue
                 path = Path(tmp) / f"{kind.replace(' ', '_')}_{mp}.bin"

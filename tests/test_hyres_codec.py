@@ -85,8 +85,9 @@ def test_checkpoint_round_trip(tmp_path, codec, photo):
     assert load_checkpoint(path)["extra"] == {"note": "test"}
 
 
-def test_refinement_is_decoder_side_only(tmp_path, photo):
-    refine = MultiScaleRefine(width=8)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_refinement_is_decoder_side_only(tmp_path, photo, stride):
+    refine = MultiScaleRefine(width=8, stride=stride)
     torch.nn.init.normal_(refine.fuse[-1].weight, std=0.05)
     plain, refined = _codec(), _codec(refine=refine)
     assert plain.fingerprint == refined.fingerprint
@@ -94,6 +95,7 @@ def test_refinement_is_decoder_side_only(tmp_path, photo):
     assert refined.encode(photo) == data_  # the bitstream does not depend on the refiner
     assert not torch.equal(refined.decode(data_), plain.decode(data_))
     loaded = HyresCodec.load(refined.save(tmp_path / "r.ckpt"))
+    assert loaded.refine.stride == stride
     assert torch.equal(loaded.decode(data_), refined.decode(data_))
     assert torch.equal(HyresCodec.load(tmp_path / "r.ckpt", use_refine=False).decode(data_), plain.decode(data_))
 

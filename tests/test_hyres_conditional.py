@@ -116,6 +116,48 @@ def test_encoder_picks_the_cheapest_mode_and_the_decoder_follows(photo):
     assert bitstream.read(codec.encode(photo))[0].mode == "latent"  # no λ: no choice
 
 
+def test_encoder_searches_only_the_modes_chosen_on_validation(photo, tmp_path, monkeypatch):
+    """``choose_modes`` keeps the modes the full search picked on the images; an encoder restricted to
+    them writes the same files for those images, never analyses or codes a latent it cannot choose,
+    and keeps its modes in its checkpoint (a checkpoint naming an unknown mode is refused)."""
+    from hyreslib.hyres import bitstream
+    from hyreslib.hyres.evaluate import choose_modes
+
+    codec = _codec()
+    images = [("a", photo), ("b", photo.flip(-1))]
+    for lmbda in (1e-6, 1e3):
+        codec.lmbda = lmbda
+        full = [codec.encode(x) for _, x in images]
+        chosen = {bitstream.read(data)[0].mode for data in full}
+        codec.modes = choose_modes(codec, images, progress=False)
+        assert set(codec.modes) == chosen and len(chosen) < len(bitstream.MODES)
+        assert [codec.encode(x) for _, x in images] == full
+        codec.modes = bitstream.MODES
+    codec.lmbda = 1e-2
+    codec.modes = ["base-only", "latent-free"]
+    assert codec.modes == ("latent-free", "base-only")  # kept in the search's order
+
+    def no_latent(*args, **kwargs):
+        raise AssertionError("the latent was analysed or coded")
+
+    monkeypatch.setattr(codec.residual, "analyse", no_latent)
+    monkeypatch.setattr(codec.residual, "compress_latent", no_latent)
+    assert bitstream.read(codec.encode(photo))[0].mode in codec.modes
+    monkeypatch.undo()
+    loaded = HyresCodec.load(codec.save(tmp_path / "c.ckpt"))
+    assert loaded.modes == ("latent-free", "base-only")
+    for bad in ([], ["latent", "jpeg"]):
+        with pytest.raises(ValueError, match="coding modes"):
+            codec.modes = bad
+    from hyreslib.core.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(tmp_path / "c.ckpt")
+    save_checkpoint(tmp_path / "bad.ckpt", "hyres-codec", {**payload["config"], "modes": ["lossless"]},
+                    payload["state_dict"])
+    with pytest.raises(ValueError, match="bad.ckpt: invalid settings in the checkpoint.*coding modes"):
+        HyresCodec.load(tmp_path / "bad.ckpt")
+
+
 def test_lambda_is_saved_with_the_codec(tmp_path):
     codec = _codec()
     codec.lmbda = 0.01

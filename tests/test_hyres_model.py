@@ -170,8 +170,9 @@ def test_evaluation_always_rounds(model):
     torch.testing.assert_close(model(r)["likelihoods"]["y"], reference)
 
 
-def test_refine_starts_as_identity_and_keeps_size():
-    refine = MultiScaleRefine(width=8).eval()
+@pytest.mark.parametrize("stride", [1, 2])
+def test_refine_starts_as_identity_and_keeps_size(stride):
+    refine = MultiScaleRefine(width=8, stride=stride).eval()
     x = torch.rand(1, 3, 37, 51)
     with torch.no_grad():
         assert torch.equal(refine(x), x)

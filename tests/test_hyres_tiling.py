@@ -46,11 +46,13 @@ def test_tiles_cover_the_grid_once_on_aligned_edges():
     assert torch.equal(covered, torch.ones_like(covered))
 
 
-def test_tiled_refiner_is_the_whole_image_refiner(image):
-    """Also its squeeze-excitation: a dark left part gives tiles means far from the image's."""
+@pytest.mark.parametrize("stride", [1, 2])
+def test_tiled_refiner_is_the_whole_image_refiner(image, stride):
+    """Also its squeeze-excitation: a dark left part gives tiles means far from the image's; at stride 2
+    the image's odd width is edge-padded once, before tiling."""
     torch.manual_seed(1)
-    refine = MultiScaleRefine(8)
-    x = image.clone()
+    refine = MultiScaleRefine(8, stride=stride)
+    x = image[:, :, :197].clone()  # odd width
     x[:, :, :96] *= 0.1
     with torch.no_grad():
         for p in refine.parameters():

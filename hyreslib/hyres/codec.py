@@ -9,7 +9,9 @@ Encoding (``x`` is the original image, H x W, any size)::
     file = container(header, jpeg bytes, strings)                      (see :mod:`.bitstream`)
 
 A codec that knows its λ writes each image in the coding mode (latent, latent-free or base-only)
-with the lowest rate-distortion cost on real bytes.
+with the lowest rate-distortion cost on real bytes (the picture before the decoder-side refiner,
+which never changes a file). It searches only its ``modes``: a model whose validation images never chose a mode
+(:func:`.evaluate.choose_modes`) is spared that mode's analysis, entropy coding and synthesis.
 
 Decoding rebuilds ``base`` from the JPEG bytes with the same CPU decoder, decodes the residual
 (unclamped), crops the padding away, optionally applies a decoder-side refiner, and clamps only
@@ -141,12 +143,13 @@ class HyresCodec:
 
     def __init__(self, residual: ResidualCodec, jpeg: JpegSettings = JpegSettings(),
                  refine: nn.Module | None = None, device: torch.device | str = "cpu", lmbda: float | None = None,
-                 tiling: Tiling = Tiling()):
-        """``lmbda``: the λ the model was trained for; with it the encoder chooses, per image,
-        between coding the latent and the latent-free mode by rate-distortion cost. ``tiling``:
-        above which size, and how, the per-pixel networks run in tiles (settable attribute)."""
+                 tiling: Tiling = Tiling(), modes: tuple[str, ...] = bitstream.MODES):
+        """``lmbda``: the λ the model was trained for; with it the encoder chooses, per image, among
+        the coding ``modes`` by rate-distortion cost (without it, it codes the latent). ``tiling``:
+        above which size, and how, the per-pixel networks run in tiles. Both are settable attributes."""
         self.device = torch.device(device)
         self.tiling = tiling
+        self.modes = modes
         self.jpeg = jpeg
         self.lmbda = lmbda
         # Coding tables are always built on the CPU so that every device codes with the same CDFs.
@@ -156,6 +159,17 @@ class HyresCodec:
         self.refine = refine.to(self.device).eval() if refine is not None else None
         self.fingerprint = fingerprint(residual.config.to_dict(), residual.state_dict(),
                                        nbytes=bitstream.FINGERPRINT_BYTES)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The coding modes the encoder searches (in :data:`.bitstream.MODES` order)."""
+        return self._modes
+
+    @modes.setter
+    def modes(self, modes: tuple[str, ...] | list[str]) -> None:
+        if not modes or not set(modes) <= set(bitstream.MODES):
+            raise ValueError(f"coding modes must be a non-empty subset of {bitstream.MODES}, got {modes!r}")
+        self._modes = tuple(m for m in bitstream.MODES if m in modes)
 
     # -- encoding -------------------------------------------------------------------------------
     def _padded(self, h: int, w: int) -> tuple[int, int]:
@@ -191,11 +205,14 @@ class HyresCodec:
         hp, wp = self._padded(height, width)
         per_channel = MEMORY_PER_PIXEL_CHANNEL * (2 if self.residual.config.conditional else 1)
         per_pixel = MEMORY_PER_PIXEL + per_channel * self.residual.config.N
-        refine = MEMORY_REFINE_PER_PIXEL_CHANNEL * getattr(self.refine, "width", 0)  # a MultiScaleRefine's
+        # a MultiScaleRefine's activations, at its own resolution (1/stride)
+        refine = MEMORY_REFINE_PER_PIXEL_CHANNEL * getattr(self.refine, "width", 0)
+        s = getattr(self.refine, "stride", 1)
         if not self.tiling.applies(height, width):
-            return MEMORY_FIXED + hp * wp * (per_pixel + refine)
+            return MEMORY_FIXED + hp * wp * per_pixel + -(-hp // s) * -(-wp // s) * refine
         side = self.tiling.extent(self.residual.downsampling_factor)
-        return MEMORY_FIXED + hp * wp * MEMORY_TILED_PER_PIXEL + min(side, hp) * min(side, wp) * (per_pixel + refine)
+        return (MEMORY_FIXED + hp * wp * MEMORY_TILED_PER_PIXEL + min(side, hp) * min(side, wp) * per_pixel
+                + min(side, -(-hp // s)) * min(side, -(-wp // s)) * refine)
 
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -250,36 +267,37 @@ class HyresCodec:
     def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None,
                         mode: str | None = None) -> Encoded:
         """Encode in coding ``mode`` (see :mod:`.bitstream`); when None, a codec that knows its λ
-        tries every mode and keeps the one with the lowest rate-distortion cost ``λ·255²·MSE + bpp``
-        on real bytes (one without λ always codes the latent)."""
+        tries each of its :attr:`modes` and keeps the one with the lowest rate-distortion cost
+        ``λ·255²·MSE + bpp`` on real bytes (one without λ always codes the latent)."""
         x = check_image(image)
         check_size(x.shape[-1], x.shape[-2], max_pixels)
         quality = self._quality(quality)
+        if mode is not None and mode not in bitstream.MODES:
+            raise ValueError(f"coding mode must be one of {bitstream.MODES}, got {mode!r}")
+        modes = (mode,) if mode is not None else self.modes if self.lmbda is not None else ("latent",)
         jpeg_bytes, base = self.base_layer(x, quality)
         feats = self._features(base, quality)
-        out = self.residual.compress_latent(self._analyse(x, base, quality), feats)
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
-                        parse=self.residual.config.parse,
-                        content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
-        if mode is None and self.lmbda is None:
-            mode = "latent"
-        modes = bitstream.MODES if mode is None else (mode,)
-        if not set(modes) <= set(bitstream.MODES):
-            raise ValueError(f"coding mode must be one of {bitstream.MODES}, got {mode!r}")
-        no_latent = replace(header, content_crc=content_crc(NO_SYMBOLS, NO_SYMBOLS, base))
+                        parse=self.residual.config.parse, content_crc=content_crc(NO_SYMBOLS, NO_SYMBOLS, base))
+        no_strings = {k: b"" for k in STRINGS}
+        zero = torch.zeros((1, *self.residual.latent_shapes(*self._padded(*x.shape[-2:]))["y"]), device=self.device)
         options = []
         for m in modes:
-            coded = m == "latent"
-            data = bitstream.write(replace(header if coded else no_latent, mode=m), jpeg_bytes,
-                                   {k: out["strings"][k][0] if coded else b"" for k in STRINGS})
-            options.append(Encoded(data, base, out["y_hat"] if coded else torch.zeros_like(out["y_hat"]), m))
+            if m != "latent":
+                options.append(Encoded(bitstream.write(replace(header, mode=m), jpeg_bytes, no_strings), base, zero, m))
+                continue
+            out = self.residual.compress_latent(self._analyse(x, base, quality), feats)
+            coded = replace(header, mode=m, content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
+            options.append(Encoded(bitstream.write(coded, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS}),
+                                   base, out["y_hat"], m))
         if len(options) == 1:
             return options[0]
         return min(options, key=lambda e: self._rd_cost(x, e, feats, quality))
 
     def _rd_cost(self, x: Tensor, enc: Encoded, feats: list[Tensor] | None, quality: int) -> float:
-        """The training loss of one coded option, with the real file size as its rate."""
+        """The training loss of one coded option, with the real file size as its rate. The picture is
+        the unrefined one: the refiner is decoder-side only and never changes a file."""
         h, w = x.shape[-2:]
         mse = F.mse_loss(self._picture(enc.mode, enc.base, enc.y_hat, feats, quality), x)
         return self.lmbda * 255.0 ** 2 * float(mse) + bpp(len(enc.data), h, w)
@@ -360,8 +378,10 @@ class HyresCodec:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
+        """The settings a checkpoint stores (``modes`` only when not all: checkpoints made before it existed)."""
         return {"residual": self.residual.config.to_dict(), "jpeg": asdict(self.jpeg), "lmbda": self.lmbda,
-                "refine": {"width": self.refine.width} if self.refine is not None else None}
+                "refine": self.refine.config() if self.refine is not None else None,
+                **({"modes": list(self.modes)} if self.modes != bitstream.MODES else {})}
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write a self-describing checkpoint (coding tables included, so it codes at once)."""
@@ -388,7 +408,11 @@ class HyresCodec:
         if use_refine and cfg.get("refine"):
             refine = build_model(lambda: MultiScaleRefine(**cfg["refine"]), _with_prefix(state, "refine."),
                                  f"{path} (refiner)")
-        return cls(residual, jpeg, refine, device, lmbda=cfg.get("lmbda"))
+        try:
+            modes = tuple(cfg.get("modes") or bitstream.MODES)
+            return cls(residual, jpeg, refine, device, lmbda=cfg.get("lmbda"), modes=modes)
+        except ValueError as exc:
+            raise ValueError(f"{path}: invalid settings in the checkpoint ({exc})") from None
 
 
 def _with_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -9,6 +9,7 @@ real residual bits.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
 import time
@@ -71,6 +72,18 @@ def evaluate(codec: HyresCodec, images: ImageSet, quality: int | None = None, es
         save_to = Path(out_dir) / f"{name}.hyr" if out_dir is not None else None
         rows.append(evaluate_image(codec, x, quality, estimate, save_to, name))
     return rows
+
+
+def choose_modes(codec: HyresCodec, images: Sequence[tuple[str, torch.Tensor]], progress: bool = True
+                 ) -> tuple[str, ...]:
+    """The coding modes that won the full rate-distortion search on at least one of ``images``
+    (validation images: a mode none of them chose is left out of the encoder's search, which spares
+    its work on every later image; the files of those images do not change)."""
+    search = copy.copy(codec)  # the same networks, searching every mode
+    search.modes = bitstream.MODES
+    chosen = {search.encode_detailed(x).mode for _, x in tqdm(images, desc="coding modes", disable=not progress,
+                                                               leave=False)}
+    return tuple(m for m in bitstream.MODES if m in chosen)
 
 
 def summarize(rows: Sequence[dict]) -> dict[str, float]:

@@ -3,9 +3,14 @@
 It sees only decoded data, so it can never change the bitstream; it is trained separately (rate
 fixed, distortion only). Structure::
 
-    x0 --stem (3x3 conv, PReLU, squeeze-excitation)--> f
-    f --branch at 1, 1/2, 1/4 resolution (3x3 conv, dilated 3x3 conv)--> upsample --> concat
-      --spatial attention--> fuse (1x1, 3x3) --> delta ;  output = x0 + delta
+    x0 --space-to-depth by ``stride`` (3·stride² channels)--> s
+    s --stem (3x3 conv, PReLU, squeeze-excitation)--> f
+    f --branch at 1, 1/2, 1/4 of s's resolution (3x3 conv, dilated 3x3 conv)--> upsample --> concat
+      --spatial attention--> fuse (1x1, 3x3) --depth-to-space--> delta ;  output = x0 + delta
+
+With ``stride`` 2 every convolution runs at half resolution on the four phases of each 2x2 block
+(no pixel is dropped, as in the conditional synthesis's head), so the refiner costs about a quarter
+of the full-resolution one of the same width.
 
 The last convolution starts at zero, so an untrained refiner is exactly the identity: a codec
 that loads weights without trained refinement weights decodes as if it had none.
@@ -17,6 +22,8 @@ the coarse branches on the whole image's sampling grid (which, for a side that i
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,19 +56,35 @@ def _branch(width: int) -> nn.Sequential:
 class MultiScaleRefine(nn.Module):
     """Residual multi-resolution refinement of a decoded image (any size)."""
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, stride: int = 1):
         super().__init__()
-        self.width = width
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.PReLU(width), SqueezeExcitation(width))
+        if stride < 1:
+            raise ValueError(f"refiner stride must be >= 1, got {stride}")
+        self.width, self.stride = width, stride
+        channels = 3 * stride ** 2
+        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.PReLU(width), SqueezeExcitation(width))
         self.branches = nn.ModuleList(_branch(width) for _ in SCALES)
         self.attention = SpatialAttention()
         self.fuse = nn.Sequential(nn.Conv2d(len(SCALES) * width, width, 1), nn.PReLU(width),
-                                  nn.Conv2d(width, 3, 3, padding=1))
+                                  nn.Conv2d(width, channels, 3, padding=1))
         nn.init.zeros_(self.fuse[-1].weight)
         nn.init.zeros_(self.fuse[-1].bias)
 
+    def config(self) -> dict[str, int]:
+        """The constructor's settings (``stride`` only when not 1: checkpoints made before it existed)."""
+        return {"width": self.width, **({"stride": self.stride} if self.stride != 1 else {})}
+
     def forward(self, x: Tensor) -> Tensor:
-        return self._refine(x)
+        return self._strided(x, self._refine)
+
+    def _strided(self, x: Tensor, refine: Callable[[Tensor], Tensor]) -> Tensor:
+        """``refine`` applied to ``x`` space-to-depth by the stride (edge-padded to a multiple of it)."""
+        s = self.stride
+        if s == 1:
+            return refine(x)
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (0, -w % s, 0, -h % s), mode="replicate") if h % s or w % s else x
+        return F.pixel_shuffle(refine(F.pixel_unshuffle(padded, s)), s)[..., :h, :w]
 
     def _refine(self, x: Tensor, gate: Tensor | None = None, tile: Tile | None = None,
                 full: tuple[int, int] | None = None) -> Tensor:
@@ -81,7 +104,11 @@ class MultiScaleRefine(nn.Module):
         return x + self.fuse(self.attention(torch.cat(outs, dim=1)))
 
     def tiled(self, x: Tensor, tiling: Tiling) -> Tensor:
-        """:meth:`forward` of a (B, 3, H, W) image in overlapping tiles (see :mod:`.tiling`)."""
+        """:meth:`forward` of a (B, 3, H, W) image in overlapping tiles (see :mod:`.tiling`; the tiles are
+        counted at the refiner's own resolution, 1/stride)."""
+        return self._strided(x, lambda s: self._tiled(s, tiling))
+
+    def _tiled(self, x: Tensor, tiling: Tiling) -> Tensor:
         conv, act, excite = self.stem
         h, w = x.shape[-2:]
         total = x.new_zeros((x.shape[0], self.width, 1, 1))

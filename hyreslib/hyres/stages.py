@@ -242,13 +242,14 @@ def make_refine_val(residual: ResidualCodec, images: ImageSet, settings: JpegSet
 
 
 def train_refine(codec: HyresCodec, train_images: ImageSet, val_images: ImageSet, setup: TrainSetup,
-                 perceptual: PerceptualLoss | None, alpha: float, width: int = 64,
+                 perceptual: PerceptualLoss | None, alpha: float, width: int = 64, stride: int = 1,
                  log_csv: str | Path | None = None, on_log: Callable | None = None,
                  desc: str = "refine") -> tuple[HyresCodec, engine.History]:
-    """Train a refiner for a frozen codec; returns the codec with the refiner attached."""
+    """Train a refiner (``MultiScaleRefine(width, stride)``) for a frozen codec; returns the codec with
+    the refiner attached."""
     torch.manual_seed(setup.seed)
     residual = copy.deepcopy(codec.residual)
-    refine = MultiScaleRefine(width)
+    refine = MultiScaleRefine(width, stride)
     loader = _crops(train_images, codec.jpeg, setup)
     hist = engine.train(refine, make_refine_step(residual, perceptual, alpha), loader, setup,
                         val_fn=make_refine_val(residual, val_images, codec.jpeg, setup.device),
