@@ -116,23 +116,13 @@ def test_encoder_picks_the_cheapest_mode_and_the_decoder_follows(photo):
     assert bitstream.read(codec.encode(photo))[0].mode == "latent"  # no λ: no choice
 
 
-def test_encoder_searches_only_the_modes_chosen_on_validation(photo, tmp_path, monkeypatch):
-    """``choose_modes`` keeps the modes the full search picked on the images; an encoder restricted to
-    them writes the same files for those images, never analyses or codes a latent it cannot choose,
-    and keeps its modes in its checkpoint (a checkpoint naming an unknown mode is refused)."""
+def test_encoder_searches_only_the_modes_it_keeps(photo, tmp_path, monkeypatch):
+    """An encoder restricted to some modes never analyses or codes a latent it cannot choose, and
+    keeps its modes in its checkpoint (a checkpoint naming an unknown mode is refused)."""
+    from hyreslib.core.checkpoint import load_checkpoint, save_checkpoint
     from hyreslib.hyres import bitstream
-    from hyreslib.hyres.evaluate import choose_modes
 
     codec = _codec()
-    images = [("a", photo), ("b", photo.flip(-1))]
-    for lmbda in (1e-6, 1e3):
-        codec.lmbda = lmbda
-        full = [codec.encode(x) for _, x in images]
-        chosen = {bitstream.read(data)[0].mode for data in full}
-        codec.modes = choose_modes(codec, images, progress=False)
-        assert set(codec.modes) == chosen and len(chosen) < len(bitstream.MODES)
-        assert [codec.encode(x) for _, x in images] == full
-        codec.modes = bitstream.MODES
     codec.lmbda = 1e-2
     codec.modes = ["base-only", "latent-free"]
     assert codec.modes == ("latent-free", "base-only")  # kept in the search's order
@@ -149,13 +139,74 @@ def test_encoder_searches_only_the_modes_chosen_on_validation(photo, tmp_path, m
     for bad in ([], ["latent", "jpeg"]):
         with pytest.raises(ValueError, match="coding modes"):
             codec.modes = bad
-    from hyreslib.core.checkpoint import load_checkpoint, save_checkpoint
-
     payload = load_checkpoint(tmp_path / "c.ckpt")
     save_checkpoint(tmp_path / "bad.ckpt", "hyres-codec", {**payload["config"], "modes": ["lossless"]},
                     payload["state_dict"])
     with pytest.raises(ValueError, match="bad.ckpt: invalid settings in the checkpoint.*coding modes"):
         HyresCodec.load(tmp_path / "bad.ckpt")
+
+
+class _HalfwayToTheOriginal(torch.nn.Module):
+    """A refiner that knows each image (by its shape) and halves the picture's error: it always pays."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.targets = {tuple(x.shape[-2:]): x for _, x in images}
+
+    def forward(self, x):
+        return x + 0.5 * (self.targets[tuple(x.shape[-2:])] - x)
+
+
+@pytest.mark.parametrize("refiner,tolerance", [("helps", 0.0), ("helps", 1e-3), ("hurts", 0.0), ("helps", 10.0)])
+def test_prune_leaves_out_what_does_not_pay_on_validation_images(trained_hyres, refiner, tolerance):
+    """prune keeps the refiner only when it lowers the images' total RD cost (real files) by
+    ``tolerance``, and drops modes (latent first) only while the best remaining mode's total cost
+    stays within it: no kept mode could be dropped too. Tolerance 0 keeps exactly the modes that
+    won on an image, and the pruned encoder writes the same files for them as the full search."""
+    from hyreslib.datasets import data
+    from hyreslib.hyres import MultiScaleRefine, bitstream
+    from hyreslib.hyres.evaluate import prune
+    from hyreslib.results.metrics import bpp
+
+    # crops of distinct sizes on which the briefly trained codec at λ 0.003 chooses the latent for some and
+    # base-only for others
+    images = [(f"{name} {corner}", x[:, :128 + 8 * i, :160 + 8 * i] if corner == "top" else x[:, -96 - 8 * i:, -128:])
+              for i, (name, x) in enumerate(data.embedded("test")) for corner in ("top", "bottom")]
+    codec = HyresCodec.load(trained_hyres)
+    if refiner == "helps":
+        refine = _HalfwayToTheOriginal(images)
+    else:
+        refine = MultiScaleRefine(8, stride=2).eval()
+        torch.nn.init.normal_(refine.fuse[-1].weight, std=0.05)
+    codec.refine, codec.lmbda = refine, 0.003
+    kept, report = prune(codec, images, tolerance, progress=False)
+
+    def cost(data: bytes, x: torch.Tensor, decoder: HyresCodec) -> float:
+        mse = float(((decoder.decode(data) - x) ** 2).mean())
+        return codec.lmbda * 255 ** 2 * mse + bpp(len(data), *x.shape[-2:])
+
+    full = [codec.encode_modes(x) for _, x in images]
+    best = [min(o, key=lambda e: e.cost) for o in full]
+    plain = HyresCodec(codec.residual, codec.jpeg, lmbda=codec.lmbda)
+    gain = sum(cost(b.data, x, plain) for b, (_, x) in zip(best, images)) / \
+        sum(cost(b.data, x, codec) for b, (_, x) in zip(best, images)) - 1
+    assert report["refiner_gain"] == pytest.approx(gain, rel=1e-6) and (gain > 0) == (refiner == "helps")
+    assert (kept.refine is refine) == (gain >= tolerance) == report["refiner_kept"]
+
+    def total(modes) -> float:
+        return sum(min(e.cost for e in o if e.mode in modes) for o in full)
+
+    full_search = total(bitstream.MODES)
+    limit = full_search * (1 + tolerance)
+    assert total(kept.modes) <= limit and report["mode_cost"] == pytest.approx(total(kept.modes) / full_search - 1)
+    if len(kept.modes) > 1:
+        assert all(total([k for k in kept.modes if k != m]) > limit for m in kept.modes)
+    if tolerance == 0.0:
+        assert set(kept.modes) == {b.mode for b in best} == {"latent", "base-only"}
+        assert [kept.encode(x) for _, x in images] == [b.data for b in best]
+    if tolerance == 10.0:
+        assert kept.modes == ("base-only",) and kept.refine is None
+    assert codec.modes == bitstream.MODES and codec.refine is refine  # the codec pruned is left as it was
 
 
 def test_lambda_is_saved_with_the_codec(tmp_path):

@@ -103,6 +103,7 @@ class Encoded:
     base: Tensor         # decoded JPEG base, (3, H, W)
     y_hat: Tensor        # the quantised latent as coded, (1, M, h, w)
     mode: str = "latent"  # the coding mode (see .bitstream)
+    cost: float | None = None  # λ·255²·MSE + bpp, when the encoder compared modes (see encode_modes)
 
 
 @dataclass
@@ -263,18 +264,27 @@ class HyresCodec:
         return self._tiled(lambda t, piece, b: self.residual.synthesise(piece, self.residual.features(
             side_input(b, quality))), [(y_hat, stride), (self._pad(base), 1)], size, 1)
 
-    @torch.inference_mode()
     def encode_detailed(self, image: Tensor, quality: int | None = None, max_pixels: int | None = None,
                         mode: str | None = None) -> Encoded:
         """Encode in coding ``mode`` (see :mod:`.bitstream`); when None, a codec that knows its λ
         tries each of its :attr:`modes` and keeps the one with the lowest rate-distortion cost
-        ``λ·255²·MSE + bpp`` on real bytes (one without λ always codes the latent)."""
-        x = check_image(image)
-        check_size(x.shape[-1], x.shape[-2], max_pixels)
-        quality = self._quality(quality)
+        (see :meth:`encode_modes`; one without λ always codes the latent)."""
         if mode is not None and mode not in bitstream.MODES:
             raise ValueError(f"coding mode must be one of {bitstream.MODES}, got {mode!r}")
         modes = (mode,) if mode is not None else self.modes if self.lmbda is not None else ("latent",)
+        options = self.encode_modes(image, modes, quality, max_pixels, costs=len(modes) > 1)
+        return min(options, key=lambda e: e.cost) if len(options) > 1 else options[0]
+
+    @torch.inference_mode()
+    def encode_modes(self, image: Tensor, modes: tuple[str, ...] = bitstream.MODES, quality: int | None = None,
+                     max_pixels: int | None = None, costs: bool = True) -> list[Encoded]:
+        """``image`` encoded in each of ``modes``; with ``costs`` (a codec that knows its λ), each file
+        with its rate-distortion cost ``λ·255²·MSE + bpp``: its real size, and the picture before the
+        refiner (decoder-side only, it never changes a file). Only the latent mode analyses and
+        entropy-codes; every mode but base-only costs a synthesis."""
+        x = check_image(image)
+        check_size(x.shape[-1], x.shape[-2], max_pixels)
+        quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
         feats = self._features(base, quality)
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
@@ -291,16 +301,14 @@ class HyresCodec:
             coded = replace(header, mode=m, content_crc=content_crc(out["z_symbols"][0], out["symbols"][0], base))
             options.append(Encoded(bitstream.write(coded, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS}),
                                    base, out["y_hat"], m))
-        if len(options) == 1:
-            return options[0]
-        return min(options, key=lambda e: self._rd_cost(x, e, feats, quality))
-
-    def _rd_cost(self, x: Tensor, enc: Encoded, feats: list[Tensor] | None, quality: int) -> float:
-        """The training loss of one coded option, with the real file size as its rate. The picture is
-        the unrefined one: the refiner is decoder-side only and never changes a file."""
-        h, w = x.shape[-2:]
-        mse = F.mse_loss(self._picture(enc.mode, enc.base, enc.y_hat, feats, quality), x)
-        return self.lmbda * 255.0 ** 2 * float(mse) + bpp(len(enc.data), h, w)
+        if costs:
+            if self.lmbda is None:
+                raise ValueError("a codec without λ has no rate-distortion cost to compare modes by")
+            h, w = x.shape[-2:]
+            for e in options:
+                mse = F.mse_loss(self._picture(e.mode, e.base, e.y_hat, feats, quality), x)
+                e.cost = self.lmbda * 255.0 ** 2 * float(mse) + bpp(len(e.data), h, w)
+        return options
 
     def _picture(self, mode: str, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None, quality: int,
                  refine: nn.Module | None = None) -> Tensor:
