@@ -286,7 +286,8 @@ class HyresCodec:
         check_size(x.shape[-1], x.shape[-2], max_pixels)
         quality = self._quality(quality)
         jpeg_bytes, base = self.base_layer(x, quality)
-        feats = self._features(base, quality)
+        # the base pyramid feeds the latent's coding and every synthesis; a lone latent-free file needs neither
+        feats = self._features(base, quality) if costs or "latent" in modes else None
         header = Header(width=x.shape[-1], height=x.shape[-2], jpeg_quality=quality,
                         subsampling=self.jpeg.subsampling, fingerprint=self.fingerprint,
                         parse=self.residual.config.parse, content_crc=content_crc(NO_SYMBOLS, NO_SYMBOLS, base))

@@ -59,7 +59,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "03_lambda_phases": {"threads": 0, "N": 128, "M": 192, "depth": 4, "first_steps": 200000, "steps": 100000,
                              "crop": 256, "batch": 16, "lr": 1e-4, "workers": 8, "val_images": 0, "val_every": 5000,
                              "log_every": 200, "test_images": 0, **GPU_OPTIONS},
-        "04_refinement": {"threads": 0, "alpha": 0.005, "width": 64, "stride": 1, "steps": 50000, "crop": 256, "batch": 16,
+        "04_refinement": {"threads": 0, "alpha": 0.005, "width": 64, "steps": 50000, "crop": 256, "batch": 16,
                           "lr": 1e-4, "workers": 8, "val_images": 0, "log_every": 200, "test_images": 0, **GPU_OPTIONS},
         "07_budget_study": {"threads": 0, "N": 128, "M": 192, "lambdas": [0.032, 0.008, 0.002],
                             "base_qualities": [35, 12, 4], "steps": 100000, "snapshots": 5, "crop": 256, "batch": 16,
