@@ -10,8 +10,8 @@ Encoding (``x`` is the original image, H x W, any size)::
 
 A codec that knows its λ writes each image in the coding mode (latent, latent-free or base-only)
 with the lowest rate-distortion cost on real bytes (the picture before the decoder-side refiner,
-which never changes a file). It searches only its ``modes``: a model whose validation images never chose a mode
-(:func:`.evaluate.prune`) is spared that mode's analysis, entropy coding and synthesis.
+which never changes a file). It searches only its ``modes``: a mode that hardly ever pays on a model's
+validation images (:func:`.evaluate.prune`) no longer costs its analysis, entropy coding and synthesis.
 
 Decoding rebuilds ``base`` from the JPEG bytes with the same CPU decoder, decodes the residual
 (unclamped), crops the padding away, optionally applies a decoder-side refiner, and clamps only
