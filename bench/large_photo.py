@@ -2,7 +2,8 @@
 against HyRES in tiles (``HyresCodec.tiling``), and hideNet, at the same sizes, in one run.
 
     .venv/bin/python bench/large_photo.py [--sizes 0.5 1 2] [--N 32 --M 48 --conditioning none]
-                                          [--refine-width 32] [--untiled-max-mp 4] [--hidenet-width 16]
+                                          [--refine-width 32 --refine-stride 1] [--untiled-max-mp 4]
+                                          [--hidenet-width 16]
                                           [--threads 2]
     # the paper-scale model on a 24-MP photo, tiled only (whole-image would need far more than 8 GB):
     .venv/bin/python bench/large_photo.py --sizes 24 --N 128 --M 192 --conditioning base \\
@@ -57,7 +58,7 @@ def hyres_codec(args: argparse.Namespace, tiled: bool):
     residual = ResidualCodec(ResidualConfig(N=args.N, M=args.M, conditioning=args.conditioning))
     with torch.no_grad():
         residual.g_a[-2].weight.mul_(30.0)  # an untrained latent rounds to zero; give it content
-    refine = MultiScaleRefine(args.refine_width) if args.refine_width else None
+    refine = MultiScaleRefine(args.refine_width, args.refine_stride) if args.refine_width else None
     return HyresCodec(residual, refine=refine, tiling=Tiling(threshold=0 if tiled else 1 << 62))
 
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--M", type=int, default=48)
     p.add_argument("--conditioning", default="none", help="none | base")
     p.add_argument("--refine-width", type=int, default=32, help="HyRES refiner width (0: none)")
+    p.add_argument("--refine-stride", type=int, default=1,
+                   help="HyRES refiner stride (1: full resolution, the heavier case; 2: the notebooks' default)")
     p.add_argument("--untiled-max-mp", type=float, default=4.0, help="whole-image HyRES only up to this size")
     p.add_argument("--hidenet-width", type=int, default=16, help="hideNet CNNP predictor width")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads in each child")
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
     forward = list(argv if argv is not None else sys.argv[1:])
-    print(f"HyRES N={args.N} M={args.M} {args.conditioning} conditioning, refiner width {args.refine_width or 'none'}; "
+    refiner = f"width {args.refine_width}, stride {args.refine_stride}" if args.refine_width else "none"
+    print(f"HyRES N={args.N} M={args.M} {args.conditioning} conditioning, refiner {refiner}; "
           f"hideNet CNNP width {args.hidenet_width}, 8 levels; {args.threads} threads; untrained weights")
     print(f"{'codec':12s} {'MP':>5s} {'step':6s} {'s':>7s} {'s/MP':>6s} {'peak MiB':>9s} {'work MiB':>9s} "
           f"{'MiB/MP':>7s} {'estimate MiB':>12s}")

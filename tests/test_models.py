@@ -85,6 +85,20 @@ def test_every_registered_model_of_the_kit_loads_and_round_trips():
         assert torch.equal(codec.decode_detailed(enc.data).y_hat, enc.y_hat), name
 
 
+def test_the_kits_models_are_pruned_as_their_validation_measurement_says():
+    """What the README says of the shipped cpu models (latent-free mode only, a refiner only at phase 6) is
+    what notebook 04's prune measured on validation images and stored with each model, not an edit."""
+    from hyreslib.hyres.evaluate import PRUNE_TOLERANCE
+
+    for name in models.registry():
+        codec = models.load(name)
+        pruned = load_checkpoint(models.model_path(name))["extra"]["pruned"]
+        assert list(codec.modes) == pruned["modes"] and pruned["mode_cost"] <= PRUNE_TOLERANCE, name
+        assert (codec.refine is not None) == pruned["refiner_kept"] == (pruned["refiner_gain"] >= PRUNE_TOLERANCE)
+    assert [models.load(f"hyres-cpu-phase{k}").refine is not None for k in range(1, 7)] == [False] * 5 + [True]
+    assert all(models.load(f"hyres-cpu-phase{k}").modes == ("latent-free",) for k in range(1, 7))
+
+
 def test_cli_encodes_and_decodes_with_the_shipped_model_and_no_checkpoint(tmp_path, capsys):
     from hyreslib.cli import main
     from hyreslib.core.images import load_image, save_image, to_uint8
