@@ -104,6 +104,8 @@ def _one_line_error(capsys, match: str) -> None:
     ("20000 square", "above the limit|decompression bomb"),
     ("max pixels", "above the limit of 0.0 MP"),
     ("unknown config key", "invalid model config"),
+    ("target and quality", "either --target-bpp or --jpeg-quality"),
+    ("target 0", "target rate must be a positive number"),
 ])
 def test_bad_encode_inputs_give_one_line(tmp_path, checkpoint, capsys, case, match):
     src, out, ckpt = tmp_path / "in.png", tmp_path / "x.hyr", str(checkpoint)
@@ -115,6 +117,8 @@ def test_bad_encode_inputs_give_one_line(tmp_path, checkpoint, capsys, case, mat
         extra = ["-q", case.split()[1]]
     elif case == "max pixels":
         extra = ["--max-pixels", "100"]
+    elif case.startswith("target"):
+        extra = ["--target-bpp", "0" if case == "target 0" else "1", *(["-q", "5"] if "quality" in case else [])]
     elif case == "unknown config key":
         payload = torch.load(checkpoint, weights_only=True)
         payload["config"]["residual"]["surprise"] = 1

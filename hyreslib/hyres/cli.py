@@ -37,14 +37,37 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         image = load_image(args.input, args.max_pixels)
     for w in caught:
         print(f"hyres encode: notice: {w.message}", file=sys.stderr)
-    codec = _load_codec(args, use_refine=False)
-    data = codec.encode(image, args.jpeg_quality, args.max_pixels)
+    note = ""
+    if args.target_bpp is None:
+        data = _load_codec(args, use_refine=False).encode(image, args.jpeg_quality, args.max_pixels)
+    else:
+        if args.jpeg_quality is not None:
+            raise ValueError("give either --target-bpp or --jpeg-quality, not both")
+        from .rate import encode_to_rate
+
+        names, codecs = _curve(args)
+        choice = encode_to_rate(codecs, image, args.target_bpp, args.max_pixels)
+        data = choice.encoded.data
+        note = (f"; target {args.target_bpp:g} bpp: base quality {choice.quality}, model {names[choice.model]}"
+                + ("" if choice.met else " (the lowest rate it reaches is above the target)"))
     atomic_write_bytes(args.output, data)
     h, w = image.shape[-2:]
     parts = bitstream.breakdown(data)
     detail = ", ".join(f"{k} {bpp(v, h, w):.4f}" for k, v in parts.items())
-    print(f"{args.output}: {w}x{h}, {len(data)} bytes, {bpp(len(data), h, w):.4f} bpp ({detail})")
+    print(f"{args.output}: {w}x{h}, {len(data)} bytes, {bpp(len(data), h, w):.4f} bpp ({detail}){note}")
     return 0
+
+
+def _curve(args: argparse.Namespace) -> tuple[list[str], list]:
+    """The codecs rate control chooses among: ``-c``'s checkpoint alone, else every model of the
+    shipped curve of ``--model`` (or of the default), without refiners (the encoder needs none)."""
+    from ..pipeline import models
+
+    if args.checkpoint:
+        return [args.checkpoint], [_load_codec(args, use_refine=False)]
+    device = str(resolve_device(args.device))
+    _, entries = models.curve(args.model)
+    return [e.name for e in entries], [models.load(e.name, device=device, use_refine=False) for e in entries]
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -73,6 +96,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--checkpoint", help="trained HyRES codec checkpoint (default: a registered model)")
     p.add_argument("--model", help="a registered model (`hyres models list`; default: the registry's default)")
     p.add_argument("-q", "--jpeg-quality", type=int, default=None, help="base-layer quality (default: the model's)")
+    p.add_argument("--target-bpp", type=float, default=None,
+                   help="rate control: the highest base quality whose file fits this many bits per pixel, each "
+                        "quality coded by the model of the curve (of --model, or the default) trained nearest to it")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto; decode on the same device type")
     limits.add_arguments(p, memory=False)
     p.set_defaults(func=_cmd_encode)
