@@ -75,3 +75,12 @@ def test_embedded_gap_bench_trains_and_reports():
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["split"] == "new" and result["test_bpp"] > 0 and 10 < result["test_psnr"] < 60
+
+
+@pytest.mark.slow
+def test_refiner_stride_bench_trains_both_refiners_and_reports():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "refiner_stride.py"), "--steps", "1", "--val-images",
+                           "1", "--width", "4"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r.get("stride") for r in rows] == [None, 1, 2] and all("gain_db" in r for r in rows[1:])
