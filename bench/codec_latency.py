@@ -32,7 +32,6 @@ is therefore followed by a gain that scales the latent to a standard deviation o
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -137,8 +136,7 @@ def bench_hyres(args, x: torch.Tensor, device: torch.device) -> list[dict]:
              "decode": lambda: codec.decode(encoded.data),
              "note": f"{note}; encode = mode search ({search}), chose {encoded.mode}"}]
     if codec.lmbda is not None and codec.modes != bitstream.MODES:
-        full = copy.copy(codec)
-        full.modes = bitstream.MODES
+        full = codec.with_modes(bitstream.MODES)
         chose = full.encode_detailed(x).mode
         rows.append({**row, "model": "HyRES, every mode searched", "encode": lambda: full.encode_detailed(x),
                      "decode": lambda: codec.decode(encoded.data),

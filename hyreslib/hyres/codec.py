@@ -35,6 +35,7 @@ count only through a few whole-image planes; the latent is entropy-coded whole, 
 
 from __future__ import annotations
 
+import copy
 import numbers
 import zlib
 from collections.abc import Callable
@@ -172,6 +173,18 @@ class HyresCodec:
             raise ValueError(f"coding modes must be a non-empty subset of {bitstream.MODES}, got {modes!r}")
         self._modes = tuple(m for m in bitstream.MODES if m in modes)
 
+    def with_modes(self, modes: tuple[str, ...] | list[str]) -> HyresCodec:
+        """The same networks and settings, searching ``modes``."""
+        codec = copy.copy(self)
+        codec.modes = modes
+        return codec
+
+    def rd_cost(self, picture: Tensor, image: Tensor, data: bytes) -> float:
+        """The training loss of a real file: ``λ·255²·MSE(picture, image)`` plus the bpp of ``data``."""
+        if self.lmbda is None:
+            raise ValueError("a codec without λ has no rate-distortion cost to compare modes by")
+        return self.lmbda * 255.0 ** 2 * float(F.mse_loss(picture, image)) + bpp(len(data), *image.shape[-2:])
+
     # -- encoding -------------------------------------------------------------------------------
     def _padded(self, h: int, w: int) -> tuple[int, int]:
         k = self.residual.downsampling_factor
@@ -303,12 +316,8 @@ class HyresCodec:
             options.append(Encoded(bitstream.write(coded, jpeg_bytes, {k: out["strings"][k][0] for k in STRINGS}),
                                    base, out["y_hat"], m))
         if costs:
-            if self.lmbda is None:
-                raise ValueError("a codec without λ has no rate-distortion cost to compare modes by")
-            h, w = x.shape[-2:]
             for e in options:
-                mse = F.mse_loss(self._picture(e.mode, e.base, e.y_hat, feats, quality), x)
-                e.cost = self.lmbda * 255.0 ** 2 * float(mse) + bpp(len(e.data), h, w)
+                e.cost = self.rd_cost(self._picture(e.mode, e.base, e.y_hat, feats, quality), x, e.data)
         return options
 
     def _picture(self, mode: str, base: Tensor, y_hat: Tensor, feats: list[Tensor] | None, quality: int,
@@ -417,11 +426,12 @@ class HyresCodec:
         if use_refine and cfg.get("refine"):
             refine = build_model(lambda: MultiScaleRefine(**cfg["refine"]), _with_prefix(state, "refine."),
                                  f"{path} (refiner)")
+        codec = cls(residual, jpeg, refine, device, lmbda=cfg.get("lmbda"))
         try:
-            modes = tuple(cfg.get("modes") or bitstream.MODES)
-            return cls(residual, jpeg, refine, device, lmbda=cfg.get("lmbda"), modes=modes)
+            codec.modes = cfg.get("modes") or bitstream.MODES
         except ValueError as exc:
             raise ValueError(f"{path}: invalid settings in the checkpoint ({exc})") from None
+        return codec
 
 
 def _with_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -9,7 +9,6 @@ real residual bits.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import Counter
 import time
@@ -103,8 +102,7 @@ def prune(codec: HyresCodec, images: Sequence[tuple[str, torch.Tensor]], toleran
         best = min(options, key=lambda e: e.cost)
         plain += best.cost
         if codec.refine is not None:
-            mse = float(torch.mean((codec.decode(best.data) - x) ** 2))
-            refined += codec.lmbda * 255.0 ** 2 * mse + bpp(len(best.data), *x.shape[-2:])
+            refined += codec.rd_cost(codec.decode(best.data), x, best.data)
 
     def total(modes: Sequence[str]) -> float:
         return sum(min(costs[m] for m in modes) for costs in table)
@@ -114,8 +112,7 @@ def prune(codec: HyresCodec, images: Sequence[tuple[str, torch.Tensor]], toleran
         fewer = [k for k in modes if k != m]
         if fewer and total(fewer) <= plain * (1 + tolerance):
             modes = fewer
-    out = copy.copy(codec)
-    out.modes = tuple(modes)
+    out = codec.with_modes(modes)
     gain = plain / refined - 1 if codec.refine is not None else 0.0
     out.refine = codec.refine if gain >= tolerance else None
     return out, {"images": len(table), "modes": list(out.modes), "mode_cost": total(modes) / plain - 1,

@@ -18,7 +18,6 @@ the JPEG itself: off its trained quality a model can then never do worse than it
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,8 +68,8 @@ def encode_to_rate(codecs: Sequence[HyresCodec], image: Tensor, target_bpp: floa
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if rate(mid) <= target_bpp else (lo, mid)
     i = nearest(codecs, lo)
-    final = copy.copy(codecs[i])  # the same networks, base-only searched too: its bytes are latent-free's
-    if final.lmbda is not None:
-        final.modes = (*final.modes, "base-only")
+    final = codecs[i]
+    if final.lmbda is not None:  # base-only searched too: its bytes are latent-free's
+        final = final.with_modes((*final.modes, "base-only"))
     encoded = final.encode_detailed(x, quality=lo)
     return RateChoice(encoded, i, lo, bpp(len(encoded.data), h, w), met)

@@ -14,12 +14,11 @@ from the fingerprint in its header. Each kind of model has its own default.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.fileio import atomic_write_json
+from ..core.fileio import atomic_write_json, sha256_file
 from ..core.roots import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -62,14 +61,6 @@ def default_name(path: Path = REGISTRY_PATH, kind: str = HYRES) -> str:
     return name
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_path(name: str, root: str | Path | None = None, path: Path = REGISTRY_PATH) -> Path:
     """The verified checkpoint file of a registered model (downloaded first when not shipped)."""
     models = registry(path, kind=None)
@@ -85,7 +76,7 @@ def model_path(name: str, root: str | Path | None = None, path: Path = REGISTRY_
     file = path.parent / entry.file
     if not file.is_file():
         raise FileNotFoundError(f"model {name!r}: {file} is missing")
-    if _sha256(file) != entry.sha256:
+    if sha256_file(file) != entry.sha256:
         raise ValueError(f"model {name!r}: {file} does not match its registered SHA-256 (damaged or replaced)")
     return file
 
@@ -168,7 +159,7 @@ def ship(checkpoint: str | Path, name: str, source: str, commit: str, descriptio
                       if k.rsplit(".", 1)[-1] in (*CODING_TABLES, "table_source")})
         save_checkpoint(target, CHECKPOINT_KIND, payload["config"], state, payload["extra"], compact=True)
         codec = HyresCodec.load(target)
-    entry = ModelEntry(name=name, file=target.name, sha256=_sha256(target), size=target.stat().st_size,
+    entry = ModelEntry(name=name, file=target.name, sha256=sha256_file(target), size=target.stat().st_size,
                        fingerprint=codec.fingerprint.hex(), lmbda=codec.lmbda, base_quality=codec.jpeg.quality,
                        source=source, commit=commit, description=description, group=group)
     return _register(entry, path, default)
@@ -187,7 +178,7 @@ def ship_predictor(checkpoint: str | Path, name: str, source: str, commit: str, 
     target = path.parent / f"{name}.ckpt"
     save_checkpoint(target, CHECKPOINT_KIND, payload["config"], payload["state_dict"], payload["extra"], compact=True)
     predictor = load_checkpoint_file(target)
-    entry = ModelEntry(name=name, file=target.name, sha256=_sha256(target), size=target.stat().st_size,
+    entry = ModelEntry(name=name, file=target.name, sha256=sha256_file(target), size=target.stat().st_size,
                        fingerprint=predictor_fingerprint(predictor).hex(), source=source, commit=commit,
                        description=description, kind=PREDICTOR)
     return _register(entry, path, default)
